@@ -1,0 +1,52 @@
+import { z } from 'zod';
+
+/**
+ * The claim exchange (core NATS request/reply, schedulers answer as a queue group).
+ * A starter holding a run request asks whether it may run it. The reply may carry the
+ * run's temporary API token, which is why this is not part of the log.
+ */
+export const claimRequestSchema = z.object({
+  runId: z.number().int().positive(),
+  starterId: z.string().min(1),
+  host: z.string(),
+  deliveryCount: z.number().int().positive(),
+});
+
+export const claimReplySchema = z.discriminatedUnion('decision', [
+  z.object({
+    /** Run it: the run is claimed for this starter. */
+    decision: z.literal('run'),
+    scriptUrl: z.string().min(1),
+    apiToken: z.string(),
+    dtableWebUrl: z.string(),
+    timeoutSeconds: z.number().positive(),
+  }),
+  z.object({
+    /** Do not run it, ever: it is finished, cancelled, refused or claimed elsewhere. */
+    decision: z.literal('drop'),
+    reason: z.string(),
+  }),
+  z.object({
+    /** Not now: put it back and take it again after the delay. */
+    decision: z.literal('defer'),
+    delayMs: z.number().int().nonnegative(),
+    reason: z.string(),
+  }),
+]);
+
+export type ClaimRequest = z.infer<typeof claimRequestSchema>;
+export type ClaimReply = z.infer<typeof claimReplySchema>;
+
+/** What a starter tells the fleet, every few seconds, in the fleet bucket. */
+export const starterHeartbeatSchema = z.object({
+  starterId: z.string().min(1),
+  host: z.string(),
+  slots: z.number().int().nonnegative(),
+  busy: z.number().int().nonnegative(),
+  draining: z.boolean(),
+  startedAt: z.iso.datetime({ offset: true }),
+  at: z.iso.datetime({ offset: true }),
+  version: z.string(),
+});
+
+export type StarterHeartbeat = z.infer<typeof starterHeartbeatSchema>;

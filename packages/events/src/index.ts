@@ -1,0 +1,45 @@
+export type { ClaimReply, ClaimRequest, StarterHeartbeat } from './claims.ts';
+export { claimReplySchema, claimRequestSchema, starterHeartbeatSchema } from './claims.ts';
+export type { DecodeResult } from './codec.ts';
+export { decodeEvent, decodeWith, encodeEvent, encodeJson } from './codec.ts';
+export { outputTexts } from './outputTexts.ts';
+export type {
+  RunCancelRequested,
+  RunClaimed,
+  RunEvent,
+  RunEventType,
+  RunFinished,
+  RunLifecycleEvent,
+  RunOutputChunk,
+  RunRejected,
+  RunRequested,
+  RunStarted,
+} from './runEvents.ts';
+export {
+  RUN_EVENT_SCHEMA_VERSION,
+  runEventSchema,
+  runFinishedSchema,
+  runRejectionReasons,
+  runRequestedSchema,
+} from './runEvents.ts';
+export type { StreamOptions } from './stream.ts';
+export {
+  defaultStreamOptions,
+  ensureStarterConsumer,
+  ensureStream,
+  isNotFound,
+  starterAckWaitMs,
+  streamConfig,
+} from './stream.ts';
+export type { Naming } from './subjects.ts';
+export {
+  bucketNames,
+  consumerNames,
+  defaultNaming,
+  messageIdFor,
+  namingFor,
+  queueGroups,
+  runIdFromLifecycleSubject,
+  subjects,
+} from './subjects.ts';
+export { canonicalUuid } from './uuid.ts';

@@ -1,0 +1,149 @@
+import { z } from 'zod';
+
+/**
+ * The run events. Each one is a JSON document with a literal `type`, the version of its
+ * schema, the time it happened (taken when it happened, never at projection time) and its
+ * payload. `RunRequested` carries no run id: a run's id is the stream sequence of its
+ * request, which is only known once the log has stored it. Every later event names the run.
+ *
+ * Secrets never appear here: the temporary API token of a run travels only in the claim
+ * reply (see claims.ts).
+ */
+
+const isoTime = z.iso.datetime({ offset: true });
+const runId = z.number().int().positive();
+
+export const RUN_EVENT_SCHEMA_VERSION = 1;
+
+const base = {
+  schemaVersion: z.literal(1),
+  occurredAt: isoTime,
+};
+
+/** Where a run request came from; SeaTable spells the manual trigger `manualy`. */
+export const operateFromSchema = z.string().max(255);
+
+export const runRequestedSchema = z.object({
+  type: z.literal('RunRequested'),
+  ...base,
+  data: z.object({
+    /** Canonical form: lower case with dashes. */
+    dtableUuid: z.string().length(36),
+    scriptName: z.string().min(1).max(255),
+    owner: z.string().min(1).max(255),
+    /** -1 means "no org". */
+    orgId: z.number().int(),
+    contextData: z.record(z.string(), z.unknown()).nullable(),
+    operateFrom: operateFromSchema,
+    operator: z.string().max(255).nullable(),
+  }),
+});
+
+export const runClaimedSchema = z.object({
+  type: z.literal('RunClaimed'),
+  ...base,
+  runId,
+  data: z.object({
+    starterId: z.string().min(1),
+    host: z.string(),
+  }),
+});
+
+export const runRejectionReasons = [
+  'fair_share_exceeded',
+  'cancelled',
+  'script_not_found',
+  'dispatch_failed',
+  'too_many_deliveries',
+] as const;
+
+export const runRejectedSchema = z.object({
+  type: z.literal('RunRejected'),
+  ...base,
+  runId,
+  data: z.object({
+    reason: z.enum(runRejectionReasons),
+    /** The text the user sees as the run's output. */
+    output: z.string(),
+  }),
+});
+
+export const runStartedSchema = z.object({
+  type: z.literal('RunStarted'),
+  ...base,
+  runId,
+  data: z.object({
+    starterId: z.string().min(1),
+    containerId: z.string(),
+  }),
+});
+
+/**
+ * A piece of a long output. Output beyond what fits in one message is published as
+ * chunks before `RunFinished`, which carries the last piece and the number of chunks.
+ */
+export const runOutputChunkSchema = z.object({
+  type: z.literal('RunOutputChunk'),
+  ...base,
+  runId,
+  data: z.object({
+    index: z.number().int().nonnegative(),
+    text: z.string(),
+  }),
+});
+
+export const runFinishedSchema = z.object({
+  type: z.literal('RunFinished'),
+  ...base,
+  runId,
+  data: z.object({
+    success: z.boolean(),
+    returnCode: z.number().int(),
+    /** The output's last piece; earlier pieces are in `outputChunks` RunOutputChunk events. */
+    output: z.string(),
+    outputChunks: z.number().int().nonnegative(),
+    outputTruncated: z.boolean(),
+    /** Null when the script never started (it could not be fetched or dispatched). */
+    startedAt: isoTime.nullable(),
+    finishedAt: isoTime,
+    /** Run time in milliseconds, measured by the starter. */
+    durationMs: z.number().int().nonnegative(),
+    timedOut: z.boolean(),
+    outOfMemory: z.boolean(),
+    cancelled: z.boolean(),
+    /** Ended by the watchdog: its starter stopped reporting. */
+    lost: z.boolean(),
+    starterId: z.string().nullable(),
+  }),
+});
+
+export const runCancelRequestedSchema = z.object({
+  type: z.literal('RunCancelRequested'),
+  ...base,
+  runId,
+  data: z.object({
+    requestedBy: z.string(),
+  }),
+});
+
+export const runEventSchema = z.discriminatedUnion('type', [
+  runRequestedSchema,
+  runClaimedSchema,
+  runRejectedSchema,
+  runStartedSchema,
+  runOutputChunkSchema,
+  runFinishedSchema,
+  runCancelRequestedSchema,
+]);
+
+export type RunRequested = z.infer<typeof runRequestedSchema>;
+export type RunClaimed = z.infer<typeof runClaimedSchema>;
+export type RunRejected = z.infer<typeof runRejectedSchema>;
+export type RunStarted = z.infer<typeof runStartedSchema>;
+export type RunOutputChunk = z.infer<typeof runOutputChunkSchema>;
+export type RunFinished = z.infer<typeof runFinishedSchema>;
+export type RunCancelRequested = z.infer<typeof runCancelRequestedSchema>;
+export type RunEvent = z.infer<typeof runEventSchema>;
+export type RunEventType = RunEvent['type'];
+/** Every event but RunRequested, whose run id is its stream sequence. */
+export type RunLifecycleEvent = Exclude<RunEvent, RunRequested>;

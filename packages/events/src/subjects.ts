@@ -1,0 +1,58 @@
+/**
+ * Subject and stream names. Services build subjects only through these functions.
+ * A prefix lets several installations (or test files) share one NATS server.
+ */
+export interface Naming {
+  /** Subject prefix, `pipeline` by default. */
+  readonly prefix: string;
+  /** Stream name, `PIPELINE` by default. */
+  readonly stream: string;
+}
+
+export const defaultNaming: Naming = { prefix: 'pipeline', stream: 'PIPELINE' };
+
+export function namingFor(prefix: string): Naming {
+  if (!/^[a-zA-Z0-9_-]+$/.test(prefix)) {
+    throw new Error(`invalid subject prefix "${prefix}": letters, digits, _ and - only`);
+  }
+  return { prefix, stream: prefix.toUpperCase().replace(/-/g, '_') };
+}
+
+export const subjects = {
+  /** Every event of the log: requests and run lifecycles. */
+  all: (naming: Naming) => `${naming.prefix}.runs.>`,
+  /** Where run requests go; the starters' work queue filters on it. */
+  requested: (naming: Naming) => `${naming.prefix}.runs.requested`,
+  /** Every later event of one run. */
+  lifecycle: (naming: Naming, runId: number) => `${naming.prefix}.runs.run.${runId}`,
+  lifecycleAll: (naming: Naming) => `${naming.prefix}.runs.run.*`,
+  /** Request/reply: a starter asks a scheduler to claim a run. */
+  claims: (naming: Naming) => `${naming.prefix}.claims`,
+  /** Request/reply: live output pushed while a run runs (not part of the log). */
+  liveOutput: (naming: Naming, runId: number) => `${naming.prefix}.live.${runId}`,
+} as const;
+
+export const consumerNames = {
+  starters: 'starters',
+} as const;
+
+export const queueGroups = {
+  schedulers: 'schedulers',
+} as const;
+
+export const bucketNames = {
+  fleet: (naming: Naming) => `${naming.stream}_fleet`,
+} as const;
+
+/** The id under which JetStream de-duplicates a publish of one run's event. */
+export function messageIdFor(runId: number, type: string, part?: number): string {
+  return part === undefined ? `run-${runId}-${type}` : `run-${runId}-${type}-${part}`;
+}
+
+/** The subject a run event belongs on. */
+export function runIdFromLifecycleSubject(naming: Naming, subject: string): number | null {
+  const prefix = `${naming.prefix}.runs.run.`;
+  if (!subject.startsWith(prefix)) return null;
+  const id = Number(subject.slice(prefix.length));
+  return Number.isSafeInteger(id) && id > 0 ? id : null;
+}
