@@ -1,0 +1,210 @@
+"""The sandbox entrypoint: takes over one run from the starter, then becomes the script.
+
+Standard input carries the hand-over (docs/internals.md, "The sandbox hand-over"):
+
+1. one line of JSON, the header: {"v": 1, "env": {...}, "scriptBytes": N, "contextBytes": M};
+2. N bytes: the script source;
+3. M bytes: the context data as JSON (0 bytes when there is none).
+
+The script is written to a fresh private directory under /tmp, the header's environment is
+set, and the process replaces itself (execve) with python3 running the script, whose standard
+input holds exactly the context bytes, then end of file. The exit code, the tracebacks and
+the signals that end the process are therefore the script's own.
+
+A hand-over that cannot be read or used ends the container with HANDOVER_ERROR_EXIT_CODE and
+one line on standard error. Only the standard library is used, and nothing is printed on
+success: the script's output is all there is.
+"""
+
+import json
+import os
+import sys
+
+HANDOVER_ERROR_EXIT_CODE = 125
+HEADER_VERSION = 1
+# The header holds a few short variables; anything longer is not a header.
+HEADER_LIMIT_BYTES = 1 << 20
+READ_CHUNK_BYTES = 1 << 16
+SCRIPT_FILE_NAME = "index.py"
+
+
+class HandoverError(Exception):
+    """The hand-over on standard input is malformed or cannot be carried out."""
+
+
+class HandoverReader:
+    """Reads the hand-over from a file descriptor without reading past what it is asked for
+    more than one chunk (the rest is never used: the script's stdin is a new file)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._pending = bytearray()
+        self._ended = False
+
+    def _fill(self) -> None:
+        chunk = os.read(self._fd, READ_CHUNK_BYTES)
+        if chunk:
+            self._pending += chunk
+        else:
+            self._ended = True
+
+    def read_line(self, limit: int) -> bytes:
+        searched = 0
+        while True:
+            newline = self._pending.find(b"\n", searched)
+            if newline >= 0:
+                line = bytes(self._pending[:newline])
+                del self._pending[: newline + 1]
+                return line
+            searched = len(self._pending)
+            if searched > limit:
+                raise HandoverError(f"header line is longer than {limit} bytes")
+            if self._ended:
+                raise HandoverError("standard input ended before the header line was complete")
+            self._fill()
+
+    def read_exactly(self, count: int, what: str) -> bytes:
+        while len(self._pending) < count and not self._ended:
+            self._fill()
+        if len(self._pending) < count:
+            raise HandoverError(
+                f"standard input ended after {len(self._pending)} of {count} {what} bytes"
+            )
+        data = bytes(self._pending[:count])
+        del self._pending[:count]
+        return data
+
+
+def byte_count(header: dict, key: str) -> int:
+    value = header.get(key)
+    # bool is an int in Python: reject it explicitly.
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise HandoverError(f"header field {key} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def header_env(header: dict) -> dict:
+    env = header.get("env", {})
+    if not isinstance(env, dict):
+        raise HandoverError("header field env must be an object of strings")
+    for name, value in env.items():
+        if not name or "=" in name or "\0" in name:
+            raise HandoverError(f"header env has an invalid variable name {name!r}")
+        if not isinstance(value, str) or "\0" in value:
+            raise HandoverError(f"header env variable {name} must be a string without NUL")
+    return env
+
+
+def parse_header(line: bytes) -> tuple:
+    try:
+        header = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise HandoverError(f"header line is not JSON: {error}") from None
+    if not isinstance(header, dict):
+        raise HandoverError("header line is not a JSON object")
+    if header.get("v") != HEADER_VERSION:
+        raise HandoverError(f"unsupported header version {header.get('v')!r}")
+    return header_env(header), byte_count(header, "scriptBytes"), byte_count(header, "contextBytes")
+
+
+def make_run_directory() -> str:
+    """A fresh directory only this user can enter, under TMPDIR or /tmp."""
+    root = os.environ.get("TMPDIR") or "/tmp"
+    while True:
+        path = os.path.join(root, "run-" + os.urandom(8).hex())
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            continue
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def write_script(run_directory: str, source: bytes) -> str:
+    path = os.path.join(run_directory, SCRIPT_FILE_NAME)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        write_all(fd, source)
+    finally:
+        os.close(fd)
+    return path
+
+
+def context_file(run_directory: str, context: bytes) -> int:
+    """A read-only descriptor of an anonymous file holding exactly the context bytes.
+
+    A file rather than a pipe: a script that never reads its standard input still exits
+    normally, however large the context, and no writer process outlives the hand-over.
+    """
+    try:
+        fd = os.memfd_create("context", os.MFD_CLOEXEC)
+    except (AttributeError, OSError):
+        path = os.path.join(run_directory, ".context")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        os.unlink(path)
+    write_all(fd, context)
+    try:
+        # A second, read-only open of the same file, so the script cannot rewrite its input.
+        read_only = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        os.lseek(fd, 0, os.SEEK_SET)
+        return fd
+    os.close(fd)
+    return read_only
+
+
+def script_environment(env: dict, run_directory: str) -> dict:
+    environment = dict(os.environ)
+    environment.update(env)
+    # A writable home inside the private directory: libraries that keep caches or settings
+    # under ~ work under a read-only root, and nothing of one run is seen by another.
+    home = os.path.join(run_directory, "home")
+    os.mkdir(home, 0o700)
+    environment["HOME"] = home
+    environment["PYTHONDONTWRITEBYTECODE"] = "1"
+    return environment
+
+
+def take_over() -> None:
+    reader = HandoverReader(0)
+    env, script_bytes, context_bytes = parse_header(reader.read_line(HEADER_LIMIT_BYTES))
+    source = reader.read_exactly(script_bytes, "script")
+    context = reader.read_exactly(context_bytes, "context")
+
+    try:
+        run_directory = make_run_directory()
+        script_path = write_script(run_directory, source)
+        stdin_fd = context_file(run_directory, context)
+        environment = script_environment(env, run_directory)
+        os.dup2(stdin_fd, 0)
+        os.close(stdin_fd)
+        os.chdir(run_directory)
+    except OSError as error:
+        raise HandoverError(f"cannot prepare the run: {error}") from None
+
+    # TODO(#2): as PID 1 the script ignores SIGTERM unless it installs a handler, so a
+    # stop always ends with SIGKILL after the grace period; an init (docker --init) would
+    # forward it, at the cost of the script no longer being PID 1 as internals.md fixes.
+    try:
+        os.execve(sys.executable, [sys.executable, "-B", script_path], environment)
+    except OSError as error:
+        raise HandoverError(f"cannot start python: {error}") from None
+
+
+def main() -> None:
+    try:
+        take_over()
+    except HandoverError as error:
+        sys.stderr.write(f"pipeline entrypoint: {error}\n")
+        sys.stderr.flush()
+        sys.exit(HANDOVER_ERROR_EXIT_CODE)
+
+
+if __name__ == "__main__":
+    main()
