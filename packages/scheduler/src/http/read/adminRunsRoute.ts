@@ -1,0 +1,107 @@
+import type { FastifyInstance } from 'fastify';
+import { type RunView, type ScriptLogRow, toRunView } from '../runView.ts';
+import {
+  baseUuidValue,
+  orgIdValue,
+  type Parsed,
+  positiveInteger,
+  queryValue,
+  timeRangeValue,
+} from './queryValues.ts';
+import { pageWindow, type ReadContext, wholeNumber } from './readModel.ts';
+import { jsonBadRequest } from './replies.ts';
+import { sqlUtc } from './zonedTime.ts';
+
+export const maxRunsPerPage = 1000;
+
+/** Every `<run>` column but the two large ones, which the list leaves out. */
+const listedColumns =
+  'id, dtable_uuid, owner, org_id, script_name, started_at, finished_at, success, ' +
+  'return_code, operate_from, state, created_at';
+
+export type ListedRun = Omit<RunView, 'context_data' | 'output'>;
+
+interface RunFilter {
+  where: string;
+  params: unknown[];
+}
+
+/**
+ * The admin's list of runs, newest first. `start` and `end` bound the time the run was
+ * requested (`created_at`), so queued and running runs are listed too.
+ */
+export function adminRunsRoute(app: FastifyInstance, context: ReadContext): void {
+  app.get('/admin/runs/', async (request, reply) => {
+    const filter = runFilter(request.query, context.timeZone);
+    if (!filter.ok) return jsonBadRequest(reply, filter.reason);
+    const page = positiveInteger(queryValue(request.query, 'page'), 'page', 1);
+    if (!page.ok) return jsonBadRequest(reply, page.reason);
+    const perPage = positiveInteger(
+      queryValue(request.query, 'per_page'),
+      'per_page',
+      100,
+      maxRunsPerPage,
+    );
+    if (!perPage.ok) return jsonBadRequest(reply, perPage.reason);
+
+    const { where, params } = filter.value;
+    const [counted] = await context.selectRows<{ count: unknown }>(
+      `SELECT COUNT(*) AS count FROM script_log ${where}`,
+      params,
+    );
+    const rows = await context.selectRows<Omit<ScriptLogRow, 'context_data' | 'output'>>(
+      `SELECT ${listedColumns} FROM script_log ${where}
+       ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`,
+      [...params, ...pageWindow(page.value, perPage.value)],
+    );
+    return {
+      runs: rows.map((row) => listedRun(row, context.timeZone)),
+      total_count: wholeNumber(counted?.count),
+    };
+  });
+}
+
+function runFilter(query: unknown, timeZone: string): Parsed<RunFilter> {
+  const conditions: string[] = [];
+  const params: unknown[] = [];
+
+  const rawOrgId = queryValue(query, 'org_id');
+  if (rawOrgId !== undefined) {
+    const orgId = orgIdValue(rawOrgId);
+    if (!orgId.ok) return orgId;
+    conditions.push('org_id = ?');
+    params.push(orgId.value);
+  }
+
+  const rawBaseUuid = queryValue(query, 'base_uuid');
+  if (rawBaseUuid !== undefined) {
+    const baseUuid = baseUuidValue(rawBaseUuid);
+    if (!baseUuid.ok) return baseUuid;
+    conditions.push('dtable_uuid = ?');
+    params.push(baseUuid.value);
+  }
+
+  const range = timeRangeValue(query, timeZone);
+  if (!range.ok) return range;
+  if (range.value.from) {
+    conditions.push('created_at >= ?');
+    params.push(sqlUtc(range.value.from));
+  }
+  if (range.value.until) {
+    conditions.push('created_at < ?');
+    params.push(sqlUtc(range.value.until));
+  }
+
+  const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
+  return { ok: true, value: { where, params } };
+}
+
+function listedRun(
+  row: Omit<ScriptLogRow, 'context_data' | 'output'>,
+  timeZone: string,
+): ListedRun {
+  const run: Partial<RunView> = toRunView({ ...row, context_data: null, output: null }, timeZone);
+  delete run.context_data;
+  delete run.output;
+  return run as ListedRun;
+}

@@ -1,0 +1,174 @@
+import type { FastifyInstance } from 'fastify';
+import {
+  baseUuidValue,
+  orgIdValue,
+  type Parsed,
+  positiveInteger,
+  queryValue,
+  type TimeRange,
+  timeRangeValue,
+} from './queryValues.ts';
+import { pageWindow, type ReadContext, wholeNumber } from './readModel.ts';
+import { jsonBadRequest } from './replies.ts';
+import { localDayExpression, utcOfSql } from './runDay.ts';
+import { sqlUtc } from './zonedTime.ts';
+
+export const maxRunStatisticsPerPage = 1000;
+
+/**
+ * The counters of both endpoints, over finished runs only. A run that never started
+ * (refused, its script missing) counts as an unsuccessful run with no run time; the
+ * run time is summed to the microsecond and rounded once, to whole seconds.
+ */
+const counters = `COUNT(*) AS number_of_runs,
+  SUM(GREATEST(TIMESTAMPDIFF(MICROSECOND, started_at, finished_at), 0)) AS run_time_us,
+  SUM(operate_from = 'manualy') AS triggered_manually,
+  SUM(operate_from = 'automation-rule') AS triggered_by_automation_rule,
+  SUM(success = 1) AS successful_runs,
+  SUM(success = 0) AS unsuccessful_runs`;
+
+interface CounterRow {
+  number_of_runs: unknown;
+  run_time_us: unknown;
+  triggered_manually: unknown;
+  triggered_by_automation_rule: unknown;
+  successful_runs: unknown;
+  unsuccessful_runs: unknown;
+}
+
+interface RunStatisticsRequest {
+  where: string;
+  params: unknown[];
+  range: TimeRange;
+  limit: [number, number];
+}
+
+/**
+ * An org's runs per base and per day, computed from `script_log` over the runs that
+ * finished in `[start, end)`. A day is a calendar day in the configured zone, as in the
+ * statistics tables, so a run finished at 23:30 UTC on 30 November is a December run in
+ * Berlin. Bases come in ascending uuid order, days in ascending date order.
+ */
+export function runStatisticsRoutes(app: FastifyInstance, context: ReadContext): void {
+  app.get('/admin/statistics/by-base/', async (request, reply) => {
+    const parsed = runStatisticsRequest(request.query, context.timeZone, false);
+    if (!parsed.ok) return jsonBadRequest(reply, parsed.reason);
+    const { where, params, limit } = parsed.value;
+
+    const [counted] = await context.selectRows<{ count: unknown }>(
+      `SELECT COUNT(DISTINCT dtable_uuid) AS count FROM script_log ${where}`,
+      params,
+    );
+    const rows = await context.selectRows<CounterRow & { dtable_uuid: string }>(
+      `SELECT dtable_uuid, ${counters} FROM script_log ${where}
+       GROUP BY dtable_uuid ORDER BY dtable_uuid LIMIT ? OFFSET ?`,
+      [...params, ...limit],
+    );
+    return {
+      results: rows.map((row) => ({ base_uuid: row.dtable_uuid, ...counterValues(row) })),
+      total_count: wholeNumber(counted?.count),
+    };
+  });
+
+  app.get('/admin/statistics/by-day/', async (request, reply) => {
+    const parsed = runStatisticsRequest(request.query, context.timeZone, true);
+    if (!parsed.ok) return jsonBadRequest(reply, parsed.reason);
+    const { where, params, range, limit } = parsed.value;
+
+    const span = await finishedSpan(context, where, params, range);
+    if (span === null) return { results: [], total_count: 0 };
+    const day = localDayExpression('finished_at', span.first, span.last, context.timeZone);
+
+    const [counted] = await context.selectRows<{ count: unknown }>(
+      `SELECT COUNT(DISTINCT ${day.sql}) AS count FROM script_log ${where}`,
+      [...day.params, ...params],
+    );
+    const rows = await context.selectRows<CounterRow & { run_day: string }>(
+      `SELECT ${day.sql} AS run_day, ${counters} FROM script_log ${where}
+       GROUP BY run_day ORDER BY run_day LIMIT ? OFFSET ?`,
+      [...day.params, ...params, ...limit],
+    );
+    return {
+      results: rows.map((row) => ({
+        date: String(row.run_day).slice(0, 10),
+        ...counterValues(row),
+      })),
+      total_count: wholeNumber(counted?.count),
+    };
+  });
+}
+
+function runStatisticsRequest(
+  query: unknown,
+  timeZone: string,
+  acceptsBase: boolean,
+): Parsed<RunStatisticsRequest> {
+  const rawOrgId = queryValue(query, 'org_id');
+  if (rawOrgId === undefined) return { ok: false, reason: 'org_id is required' };
+  const orgId = orgIdValue(rawOrgId);
+  if (!orgId.ok) return orgId;
+  const conditions = ['org_id = ?', 'finished_at IS NOT NULL'];
+  const params: unknown[] = [orgId.value];
+
+  const rawBaseUuid = acceptsBase ? queryValue(query, 'base_uuid') : undefined;
+  if (rawBaseUuid !== undefined) {
+    const baseUuid = baseUuidValue(rawBaseUuid);
+    if (!baseUuid.ok) return baseUuid;
+    conditions.push('dtable_uuid = ?');
+    params.push(baseUuid.value);
+  }
+
+  const range = timeRangeValue(query, timeZone);
+  if (!range.ok) return range;
+  if (range.value.from) {
+    conditions.push('finished_at >= ?');
+    params.push(sqlUtc(range.value.from));
+  }
+  if (range.value.until) {
+    conditions.push('finished_at < ?');
+    params.push(sqlUtc(range.value.until));
+  }
+
+  const page = positiveInteger(queryValue(query, 'page'), 'page', 1);
+  if (!page.ok) return page;
+  const perPage = positiveInteger(
+    queryValue(query, 'per_page'),
+    'per_page',
+    100,
+    maxRunStatisticsPerPage,
+  );
+  if (!perPage.ok) return perPage;
+
+  const where = `WHERE ${conditions.join(' AND ')}`;
+  return {
+    ok: true,
+    value: { where, params, range: range.value, limit: pageWindow(page.value, perPage.value) },
+  };
+}
+
+/** The first and last finish of the matching runs; the zone's offsets are needed only there. */
+async function finishedSpan(
+  context: ReadContext,
+  where: string,
+  params: unknown[],
+  range: TimeRange,
+): Promise<{ first: Date; last: Date } | null> {
+  if (range.from && range.until) return { first: range.from, last: range.until };
+  const [span] = await context.selectRows<{ first: string | null; last: string | null }>(
+    `SELECT MIN(finished_at) AS first, MAX(finished_at) AS last FROM script_log ${where}`,
+    params,
+  );
+  if (!span?.first || !span.last) return null;
+  return { first: utcOfSql(span.first), last: utcOfSql(span.last) };
+}
+
+function counterValues(row: CounterRow) {
+  return {
+    number_of_runs: wholeNumber(row.number_of_runs),
+    total_run_time: wholeNumber(Number(row.run_time_us ?? 0) / 1_000_000),
+    triggered_manually: wholeNumber(row.triggered_manually),
+    triggered_by_automation_rule: wholeNumber(row.triggered_by_automation_rule),
+    successful_runs: wholeNumber(row.successful_runs),
+    unsuccessful_runs: wholeNumber(row.unsuccessful_runs),
+  };
+}

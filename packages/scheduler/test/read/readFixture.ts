@@ -1,0 +1,134 @@
+import type { MikroORM } from '@mikro-orm/mariadb';
+import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify';
+import { createTestDatabase, type TestDatabase } from '../../../../test/support/mariadb.ts';
+import { migrateDatabase, openDatabase } from '../../src/db/orm.ts';
+import { readRoutes } from '../../src/http/readRoutes.ts';
+
+export const timeZone = 'Europe/Berlin';
+/** The clock of every read test: Friday 4 December 2026, 14:03:07 in Berlin. */
+export const now = new Date('2026-12-04T13:03:07Z');
+
+export const baseA = '6a1f3c2e-9b7d-4e21-8f0a-0c5d2b7e9a11';
+export const baseB = '0b2c4d6e-8f10-4a12-b345-6789abcdef01';
+export const baseC = 'ffeeddcc-bbaa-4998-8776-655443322110';
+
+export interface ReadFixture {
+  db: TestDatabase;
+  orm: MikroORM;
+  app: FastifyInstance;
+  get(url: string): Promise<LightMyRequestResponse>;
+  close(): Promise<void>;
+}
+
+/**
+ * A migrated database of the test file's own and an app that serves the read routes.
+ * TODO(#3): switch to the scheduler's `buildApp` once it lands, so that the token check,
+ * the trailing-slash redirects and the parse-error mapping are exercised here too.
+ */
+export async function startReadFixture(label: string): Promise<ReadFixture> {
+  const db = await createTestDatabase(label);
+  const orm = await openDatabase({
+    host: db.host,
+    port: db.port,
+    user: db.user,
+    password: db.password,
+    name: db.name,
+    poolSize: 4,
+  });
+  await migrateDatabase(orm);
+  const app = Fastify({ routerOptions: { maxParamLength: 4096 } });
+  await app.register(async (scope) => readRoutes(scope, { orm, timeZone, now: () => now }));
+  await app.ready();
+  return {
+    db,
+    orm,
+    app,
+    get: async (url) => await app.inject({ method: 'GET', url }),
+    async close() {
+      await app.close();
+      await orm.close();
+      await db.drop();
+    },
+  };
+}
+
+export interface SeedRun {
+  id: number;
+  dtable_uuid?: string;
+  owner?: string;
+  org_id?: number;
+  script_name?: string;
+  context_data?: string | null;
+  created_at?: string | null;
+  started_at?: string | null;
+  finished_at?: string | null;
+  success?: boolean | null;
+  return_code?: number | null;
+  output?: string | null;
+  operate_from?: string;
+  state?: 'pending' | 'running' | 'finished';
+}
+
+/**
+ * Writes runs as the projector does: UTC datetimes, canonical uuids. A run is finished
+ * when it has `finished_at`, running when it has only `started_at`, else pending.
+ */
+export async function seedRuns(db: TestDatabase, runs: SeedRun[]): Promise<void> {
+  for (const run of runs) {
+    const state =
+      run.state ?? (run.finished_at ? 'finished' : run.started_at ? 'running' : 'pending');
+    await db.query(
+      `INSERT INTO script_log (id, dtable_uuid, owner, org_id, script_name, context_data, created_at,
+        started_at, finished_at, success, return_code, output, operate_from, state)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [
+        run.id,
+        run.dtable_uuid ?? baseA,
+        run.owner ?? 'user-a@example.invalid',
+        run.org_id ?? -1,
+        run.script_name ?? 't.py',
+        run.context_data ?? null,
+        run.created_at === undefined ? '2026-12-04 10:00:00' : run.created_at,
+        run.started_at ?? null,
+        run.finished_at ?? null,
+        run.success === undefined || run.success === null ? null : run.success ? 1 : 0,
+        run.return_code ?? null,
+        run.output ?? null,
+        run.operate_from ?? 'manualy',
+        state,
+      ],
+    );
+  }
+}
+
+export type StatisticsTable =
+  | 'user_run_script_statistics'
+  | 'org_run_script_statistics'
+  | 'dtable_run_script_statistics';
+
+/** Daily statistics rows as the projector keeps them: one per owner and local day. */
+export async function seedStatistics(
+  db: TestDatabase,
+  table: StatisticsTable,
+  rows: { owner: string | number; day: string; count: number; time: number; orgId?: number }[],
+): Promise<void> {
+  for (const row of rows) {
+    if (table === 'user_run_script_statistics') {
+      await db.query(
+        'INSERT INTO user_run_script_statistics (username, org_id, run_date, total_run_count, total_run_time, update_at) VALUES (?, ?, ?, ?, ?, NOW())',
+        [row.owner, row.orgId ?? -1, row.day, row.count, row.time],
+      );
+    } else {
+      const column = table === 'org_run_script_statistics' ? 'org_id' : 'dtable_uuid';
+      await db.query(
+        `INSERT INTO ${table} (${column}, run_date, total_run_count, total_run_time, update_at) VALUES (?, ?, ?, ?, NOW())`,
+        [row.owner, row.day, row.count, row.time],
+      );
+    }
+  }
+}
+
+/** The parsed JSON body of an answer. */
+export function bodyOf<T = Record<string, unknown>>(response: LightMyRequestResponse): T {
+  return JSON.parse(response.body) as T;
+}
