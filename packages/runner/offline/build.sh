@@ -136,6 +136,9 @@ command -v docker >/dev/null 2>&1 || fail "the docker CLI is missing"
 docker info >/dev/null 2>&1 || fail "the Docker engine does not answer (see scripts/docker-engine.sh)"
 [ "$(id -u)" = 0 ] || fail "run as root: debootstrap needs it"
 mkdir -p "$cache_dir"
+# One build at a time: test files that run in parallel may all ask for the image.
+exec 9>"$cache_dir/build.lock"
+flock 9
 
 mirror="$(apt_uri_for_suite "$suite")"
 [ -n "$mirror" ] || fail "no apt source for $suite found in /etc/apt: cannot pick a mirror"
