@@ -1,0 +1,234 @@
+import {
+  type Consumer,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  jetstreamManager,
+} from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import {
+  consumerNames,
+  decodeEvent,
+  ensureStarterConsumer,
+  ensureStream,
+  isNotFound,
+  type Naming,
+} from '@pipeline/events';
+import type { Logger } from 'pino';
+import type { RunAssignment } from '../execution/runExecution.ts';
+import { delay, retryDelayMs } from '../retry.ts';
+import { type ClaimAnswer, requestClaim } from './claimClient.ts';
+import type { RunSlots } from './runSlots.ts';
+
+/** How often a held request is kept alive; well inside the consumer's 10 s ack wait. */
+const workingIntervalMs = 3_000;
+/** How long one pull waits for requests before it is renewed. */
+const fetchExpiresMs = 5_000;
+
+export interface RunRequestConsumerOptions {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  naming: Naming;
+  starterId: string;
+  host: string;
+  slots: RunSlots;
+  log: Logger;
+  /** Carries out a claimed run; resolves when its result is in the log. */
+  execute: (assignment: RunAssignment, log: Logger) => Promise<void>;
+}
+
+/**
+ * Pulls run requests from the starters' shared durable consumer, never more than there are
+ * free slots, and claims each one before running it. A request is acknowledged only once a
+ * scheduler answered `run` or `drop` (from then on the log owns the run); `defer` and no
+ * answer put it back with a delay. NATS going away is an expected state: the loop backs off
+ * and retries, and recreates the stream's consumer if it was deleted (BC-16).
+ */
+export class RunRequestConsumer {
+  private readonly options: RunRequestConsumerOptions;
+  private readonly log: Logger;
+  private readonly stopping = new AbortController();
+  private consumer: Consumer | null = null;
+  private batch: ConsumerMessages | null = null;
+  private loop: Promise<void> | null = null;
+
+  constructor(options: RunRequestConsumerOptions) {
+    this.options = options;
+    this.log = options.log;
+  }
+
+  start(): void {
+    this.loop ??= this.pullLoop();
+  }
+
+  /** Stops fetching; resolves once every request taken so far has run and been reported. */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await this.batch?.close().catch(() => {});
+    await this.loop;
+    await this.options.slots.whenIdle();
+  }
+
+  private async pullLoop(): Promise<void> {
+    const { slots } = this.options;
+    let failures = 0;
+    while (!this.stopping.signal.aborted) {
+      await slots.whenFree(this.stopping.signal);
+      if (this.stopping.signal.aborted) break;
+      try {
+        const consumer = await this.ensureConsumer();
+        const batch = await consumer.fetch({ max_messages: slots.free, expires: fetchExpiresMs });
+        this.batch = batch;
+        void this.watchStatus(batch);
+        for await (const message of batch) this.accept(message);
+        failures = 0;
+      } catch (error) {
+        failures++;
+        this.consumer = null;
+        const waitMs = retryDelayMs(failures, 500);
+        const level = failures === 1 ? 'warn' : 'debug';
+        this.log[level](
+          { err: error, attempt: failures, retryInMs: waitMs },
+          'pulling run requests failed',
+        );
+        await delay(waitMs, this.stopping.signal);
+      } finally {
+        this.batch = null;
+      }
+    }
+  }
+
+  /** The durable consumer; made again after a failure, in case the stream or it was deleted. */
+  private async ensureConsumer(): Promise<Consumer> {
+    if (this.consumer) return this.consumer;
+    const { nc, js, naming } = this.options;
+    const jsm = await jetstreamManager(nc);
+    await createStreamIfMissing(jsm, naming);
+    await ensureStarterConsumer(jsm, naming);
+    this.consumer = await js.consumers.get(naming.stream, consumerNames.starters);
+    this.log.debug({ stream: naming.stream, consumer: consumerNames.starters }, 'consumer ready');
+    return this.consumer;
+  }
+
+  private async watchStatus(batch: ConsumerMessages): Promise<void> {
+    try {
+      for await (const status of batch.status()) {
+        if (status.type === 'heartbeats_missed') {
+          this.log.warn({ count: status.count }, 'consumer heartbeats missed');
+        } else if (status.type === 'consumer_deleted' || status.type === 'consumer_not_found') {
+          this.log.error({ status: status.type }, 'starter consumer is gone, recreating');
+          this.consumer = null;
+        }
+      }
+    } catch {
+      // The status iterator ends with its batch.
+    }
+  }
+
+  private accept(message: JsMsg): void {
+    if (this.stopping.signal.aborted) {
+      // Fetched while stopping: give it straight back to the other starters.
+      this.settle(message, 'nak', () => message.nak());
+      return;
+    }
+    this.options.slots.take();
+    void this.handle(message)
+      .catch((error: unknown) =>
+        this.log.error({ err: error, runId: message.seq }, 'run handling failed'),
+      )
+      .finally(() => this.options.slots.release());
+  }
+
+  /**
+   * Acks, naks and progress signals are plain publishes; on a closed connection they throw.
+   * A lost one is harmless: the request comes back after the ack wait, and a claimed run is
+   * then dropped by the scheduler.
+   */
+  private settle(message: JsMsg, what: string, signal: () => void): void {
+    try {
+      signal();
+    } catch (error) {
+      this.log.warn(
+        { err: error, runId: message.seq, signal: what },
+        'could not signal the request',
+      );
+    }
+  }
+
+  private async handle(message: JsMsg): Promise<void> {
+    const runId = message.seq;
+    const deliveryCount = message.info.deliveryCount;
+    const log = this.log.child({ runId, streamSeq: runId, deliveryCount });
+    if (deliveryCount > 1) log.warn('run request redelivered');
+
+    const request = decodeEvent(message.data);
+    if (!request.ok || request.value.type !== 'RunRequested') {
+      // TODO(#2): end such a run with a failed RunFinished; today it only leaves the queue.
+      log.error(
+        { reason: request.ok ? request.value.type : request.reason },
+        'undecodable run request',
+      );
+      const reason = request.ok ? 'not a RunRequested event' : request.reason;
+      this.settle(message, 'term', () => message.term(reason));
+      return;
+    }
+
+    const keepAlive = setInterval(
+      () => this.settle(message, 'working', () => message.working()),
+      workingIntervalMs,
+    );
+    let answer: ClaimAnswer;
+    try {
+      answer = await requestClaim(this.options.nc, this.options.naming, {
+        runId,
+        starterId: this.options.starterId,
+        host: this.options.host,
+        deliveryCount,
+      });
+    } finally {
+      clearInterval(keepAlive);
+    }
+
+    switch (answer.decision) {
+      case 'run':
+        this.settle(message, 'ack', () => message.ack());
+        log.info({ timeoutSeconds: answer.timeoutSeconds }, 'run claimed');
+        await this.options.execute(
+          { runId, contextData: request.value.data.contextData, grant: answer },
+          log,
+        );
+        return;
+      case 'drop':
+        this.settle(message, 'ack', () => message.ack());
+        log.info({ reason: answer.reason }, 'run request dropped');
+        return;
+      case 'defer':
+        this.settle(message, 'nak', () => message.nak(answer.delayMs));
+        log.debug({ reason: answer.reason, delayMs: answer.delayMs }, 'run request deferred');
+        return;
+      case 'unanswered': {
+        const delayMs = Math.min(30_000, 1_000 * 2 ** Math.min(5, deliveryCount - 1));
+        this.settle(message, 'nak', () => message.nak(delayMs));
+        log.warn({ reason: answer.reason, delayMs }, 'claim unanswered, request put back');
+        return;
+      }
+    }
+  }
+}
+
+/**
+ * Creates the log's stream with the default settings when it does not exist (a fresh
+ * server, or a NATS restart that lost a memory stream). An existing stream is left as the
+ * scheduler configured it.
+ */
+async function createStreamIfMissing(jsm: JetStreamManager, naming: Naming): Promise<void> {
+  const exists = await jsm.streams.info(naming.stream).then(
+    () => true,
+    (error: unknown) => {
+      if (isNotFound(error)) return false;
+      throw error;
+    },
+  );
+  if (!exists) await ensureStream(jsm, naming);
+}

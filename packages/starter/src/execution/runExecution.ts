@@ -1,0 +1,349 @@
+import type { Readable, Writable } from 'node:stream';
+import { type ClaimReply, outputTexts, type RunFinished } from '@pipeline/events';
+import { containerCreateOptions, type SandboxProfile } from '@pipeline/runner';
+import type { Logger } from 'pino';
+import type { RunEventPublisher } from '../publishing/runEventPublisher.ts';
+import { delay } from '../retry.ts';
+import { OutputCollector } from '../sandbox/outputCollector.ts';
+import {
+  type SandboxContainer,
+  type SandboxExit,
+  type SandboxRuntime,
+  shortId,
+} from '../sandbox/sandboxRuntime.ts';
+import { handoverBytes } from './handover.ts';
+import { outputPieces } from './outputPieces.ts';
+import { runOutcome } from './runOutcome.ts';
+import { downloadScript, scriptDownloadUrl } from './scriptDownload.ts';
+
+export type RunGrant = Extract<ClaimReply, { decision: 'run' }>;
+
+/** A run this starter claimed and now has to carry out. */
+export interface RunAssignment {
+  runId: number;
+  contextData: Record<string, unknown> | null;
+  grant: RunGrant;
+}
+
+export interface RunExecutionSettings {
+  starterId: string;
+  outputLimit: number;
+  stopGraceSeconds: number;
+  timeZone: string | null;
+  alternativeFileServerRoot: string | null;
+  sandbox: SandboxProfile;
+}
+
+/** How long to wait for the output stream to end once the container stopped. */
+const outputDrainMs = 2_000;
+/** Extra time for the engine to report the exit after SIGKILL. */
+const stopSlackMs = 10_000;
+/** Longest wait for the engine to remove a container before the result is published anyway. */
+const removeTimeoutMs = 30_000;
+
+interface ContainerRun {
+  /** Null when the engine never reported an exit status. */
+  exitCode: number | null;
+  timedOut: boolean;
+  /** The starter's clock when the container started and when its deadline passed. */
+  startedAt: Date;
+  deadlineAt: Date | null;
+  endedAt: Date;
+}
+
+/**
+ * Carries out one claimed run: downloads the script, runs it in a fresh container, and
+ * appends RunStarted and RunFinished. Never throws for a run's failure: every path ends
+ * with a RunFinished and with the container removed.
+ */
+export class RunExecution {
+  private readonly sandbox: SandboxRuntime;
+  private readonly publisher: RunEventPublisher;
+  private readonly settings: RunExecutionSettings;
+
+  constructor(
+    sandbox: SandboxRuntime,
+    publisher: RunEventPublisher,
+    settings: RunExecutionSettings,
+  ) {
+    this.sandbox = sandbox;
+    this.publisher = publisher;
+    this.settings = settings;
+  }
+
+  async execute(assignment: RunAssignment, log: Logger): Promise<void> {
+    const url = scriptDownloadUrl(
+      assignment.grant.scriptUrl,
+      this.settings.alternativeFileServerRoot,
+    );
+    const download = await downloadScript(url);
+    if (!download.ok) {
+      log.warn({ status: download.status, reason: download.reason }, 'script download failed');
+      await this.finishUnstarted(assignment.runId, outputTexts.scriptNotFound);
+      return;
+    }
+
+    let container: SandboxContainer;
+    try {
+      container = await this.sandbox.create(
+        assignment.runId,
+        containerCreateOptions(this.settings.sandbox, {
+          runId: assignment.runId,
+          starterId: this.settings.starterId,
+        }),
+      );
+    } catch (error) {
+      log.error({ err: error }, 'container could not be created');
+      await this.finishUnstarted(assignment.runId, outputTexts.failed);
+      return;
+    }
+    await this.runInContainer(
+      assignment,
+      download.script,
+      container,
+      log.child({ containerId: shortId(container.id) }),
+    );
+  }
+
+  private async runInContainer(
+    assignment: RunAssignment,
+    script: Uint8Array,
+    container: SandboxContainer,
+    log: Logger,
+  ): Promise<void> {
+    const collector = new OutputCollector(this.settings.outputLimit);
+    const streams: Array<Readable | Writable> = [];
+    let started: Promise<void> | null = null;
+    let startedAt: Date | null = null;
+    let finished: RunFinished['data'];
+    try {
+      const output = await this.sandbox.attachOutput(container);
+      streams.push(output);
+      const outputEnded = collectInto(output, collector);
+      const input = await this.sandbox.attachInput(container);
+      streams.push(input);
+
+      await this.sandbox.start(container);
+      startedAt = new Date();
+      void writeHandover(
+        input,
+        handoverBytes({
+          dtableWebUrl: assignment.grant.dtableWebUrl,
+          apiToken: assignment.grant.apiToken,
+          timeZone: this.settings.timeZone,
+          script,
+          contextData: assignment.contextData,
+        }),
+        log,
+      );
+      started = this.publishStarted(assignment.runId, container.id);
+      log.info('run started');
+
+      const run = await this.waitWithDeadline(
+        container,
+        startedAt,
+        assignment.grant.timeoutSeconds,
+        log,
+      );
+      await Promise.race([outputEnded, delay(outputDrainMs)]);
+      collector.end();
+      const exit = await this.sandbox.inspectExit(container).catch((error: unknown) => {
+        log.warn({ err: error }, 'container inspect failed');
+        return null;
+      });
+      finished = this.finishedData(run, exit, collector, assignment.grant.timeoutSeconds);
+    } catch (error) {
+      log.error({ err: error }, 'run failed in the sandbox');
+      collector.end();
+      finished = this.platformFailure(collector, startedAt);
+    } finally {
+      for (const stream of streams) stream.destroy();
+      await this.removeContainer(container, log);
+    }
+
+    // The log must hold RunStarted before RunFinished; a failure to publish it was retried.
+    if (started) await started;
+    await this.publishFinished(assignment.runId, finished);
+    log.info(
+      {
+        success: finished.success,
+        returnCode: finished.returnCode,
+        durationMs: finished.durationMs,
+        timedOut: finished.timedOut,
+        outOfMemory: finished.outOfMemory,
+        outputTruncated: finished.outputTruncated,
+      },
+      'run finished',
+    );
+  }
+
+  private async waitWithDeadline(
+    container: SandboxContainer,
+    startedAt: Date,
+    timeoutSeconds: number,
+    log: Logger,
+  ): Promise<ContainerRun> {
+    const exited = this.sandbox.wait(container);
+    // A rejection is handled below; keep it from counting as unhandled meanwhile.
+    exited.catch(() => {});
+    const deadline = new AbortController();
+    const timer = delay(timeoutSeconds * 1000, deadline.signal).then(() => 'deadline' as const);
+    const first = await Promise.race([exited, timer]);
+    deadline.abort();
+    if (first !== 'deadline') {
+      return { exitCode: first, timedOut: false, startedAt, deadlineAt: null, endedAt: new Date() };
+    }
+
+    const deadlineAt = new Date();
+    log.info({ timeoutSeconds }, 'run timed out, stopping container');
+    await this.sandbox
+      .stop(container, this.settings.stopGraceSeconds)
+      .catch((error: unknown) => log.warn({ err: error }, 'container stop failed'));
+    const slack = delay(this.settings.stopGraceSeconds * 1000 + stopSlackMs).then(() => null);
+    const exitCode = await Promise.race([exited.catch(() => null), slack]);
+    return { exitCode, timedOut: true, startedAt, deadlineAt, endedAt: new Date() };
+  }
+
+  private finishedData(
+    run: ContainerRun,
+    exit: SandboxExit | null,
+    collector: OutputCollector,
+    timeoutSeconds: number,
+  ): RunFinished['data'] {
+    const outcome = runOutcome({
+      exitCode: exit?.exitCode ?? run.exitCode ?? -1,
+      oomKilled: exit?.oomKilled ?? false,
+      timedOut: run.timedOut,
+      printed: collector.text(),
+    });
+    // The container's own clock, when the engine reports it. A timed-out run ran for its
+    // limit: the stop grace and the teardown are the starter's time, not the script's.
+    const startedAt = exit?.startedAt ?? run.startedAt;
+    let finishedAt = exit?.finishedAt ?? run.endedAt;
+    if (run.timedOut) finishedAt = new Date(startedAt.getTime() + timeoutSeconds * 1000);
+    if (finishedAt < startedAt) finishedAt = startedAt;
+    return {
+      ...outcome,
+      outputChunks: 0,
+      outputTruncated: collector.truncated,
+      startedAt: startedAt.toISOString(),
+      finishedAt: finishedAt.toISOString(),
+      durationMs: finishedAt.getTime() - startedAt.getTime(),
+      cancelled: false,
+      lost: false,
+      starterId: this.settings.starterId,
+    };
+  }
+
+  /** The engine failed us mid-run: the user sees "Failed" after what the script printed. */
+  private platformFailure(collector: OutputCollector, startedAt: Date | null): RunFinished['data'] {
+    const now = new Date();
+    const printed = collector.text();
+    return {
+      success: false,
+      returnCode: -1,
+      output: printed === '' ? outputTexts.failed : `${printed}\n${outputTexts.failed}`,
+      outputChunks: 0,
+      outputTruncated: collector.truncated,
+      startedAt: startedAt?.toISOString() ?? null,
+      finishedAt: now.toISOString(),
+      durationMs: startedAt ? now.getTime() - startedAt.getTime() : 0,
+      timedOut: false,
+      outOfMemory: false,
+      cancelled: false,
+      lost: false,
+      starterId: this.settings.starterId,
+    };
+  }
+
+  private async finishUnstarted(runId: number, output: string): Promise<void> {
+    await this.publishFinished(runId, {
+      success: false,
+      returnCode: -1,
+      output,
+      outputChunks: 0,
+      outputTruncated: false,
+      startedAt: null,
+      finishedAt: new Date().toISOString(),
+      durationMs: 0,
+      timedOut: false,
+      outOfMemory: false,
+      cancelled: false,
+      lost: false,
+      starterId: this.settings.starterId,
+    });
+  }
+
+  private async publishStarted(runId: number, containerId: string): Promise<void> {
+    await this.publisher.publish({
+      type: 'RunStarted',
+      schemaVersion: 1,
+      occurredAt: new Date().toISOString(),
+      runId,
+      data: { starterId: this.settings.starterId, containerId },
+    });
+  }
+
+  /** Long output goes first as RunOutputChunk events; RunFinished carries the last piece. */
+  private async publishFinished(runId: number, data: RunFinished['data']): Promise<void> {
+    const pieces = outputPieces(data.output);
+    const last = pieces.pop() ?? '';
+    for (const [index, text] of pieces.entries()) {
+      await this.publisher.publish(
+        {
+          type: 'RunOutputChunk',
+          schemaVersion: 1,
+          occurredAt: new Date().toISOString(),
+          runId,
+          data: { index, text },
+        },
+        index,
+      );
+    }
+    await this.publisher.publish({
+      type: 'RunFinished',
+      schemaVersion: 1,
+      occurredAt: data.finishedAt,
+      runId,
+      data: { ...data, output: last, outputChunks: pieces.length },
+    });
+  }
+
+  private async removeContainer(container: SandboxContainer, log: Logger): Promise<void> {
+    const removed = this.sandbox.remove(container).then(
+      () => true,
+      (error: unknown) => {
+        // The start-up sweep removes what is left; the result must still be published.
+        log.error({ err: error }, 'container removal failed');
+        return true;
+      },
+    );
+    const gaveUp = await Promise.race([removed, delay(removeTimeoutMs).then(() => false)]);
+    if (!gaveUp) log.error('container removal did not finish in time');
+  }
+}
+
+/** Feeds the attach stream into the collector; resolves when the stream ends or breaks. */
+function collectInto(output: Readable, collector: OutputCollector): Promise<void> {
+  return new Promise((resolve) => {
+    output.on('data', (chunk: Buffer) => collector.push(chunk));
+    output.once('end', resolve);
+    output.once('close', resolve);
+    output.once('error', () => resolve());
+  });
+}
+
+/**
+ * Writes the hand-over and closes the container's standard input. The script may exit
+ * before reading it all (BC-09): a broken pipe then ends the writing, not the starter.
+ */
+function writeHandover(input: Writable, handover: Uint8Array, log: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    input.once('error', (error: NodeJS.ErrnoException) => {
+      log.debug({ code: error.code }, 'standard input closed early');
+      resolve();
+    });
+    input.once('close', () => resolve());
+    input.end(handover, () => resolve());
+  });
+}

@@ -1,0 +1,22 @@
+/** Back-off for retried NATS and engine calls: 250 ms doubling to 5 s, with jitter. */
+export function retryDelayMs(attempt: number, firstMs = 250, maxMs = 5_000): number {
+  const exponential = Math.min(maxMs, firstMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(exponential * (0.8 + Math.random() * 0.4));
+}
+
+/** Waits `ms`, or less if `signal` aborts (then it resolves; callers check the signal). */
+export function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) {
+      resolve();
+      return;
+    }
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,154 @@
+import { TextDecoder } from 'node:util';
+
+/**
+ * Turns Docker's multiplexed attach stream into the run's output.
+ *
+ * Without a TTY, Docker frames every write of the container: an 8-byte header (byte 0 the
+ * stream: 1 stdout, 2 stderr; bytes 4-7 the payload length, big-endian) and the payload.
+ * Frames arrive split across chunks and several per chunk, so the parser keeps its place
+ * between chunks. Each stream has its own streaming UTF-8 decoder: a character cut by a
+ * frame or chunk boundary stays whole, and bytes that are not UTF-8 become U+FFFD instead
+ * of failing the run (BC-01). Text is kept in arrival order, stdout and stderr interleaved.
+ *
+ * At most `limit` characters are kept, counted in code points as Python's len() counts them
+ * (the original's PYTHON_RUNNER_OUTPUT_LIMIT). Past the limit the bytes are parsed and
+ * dropped without decoding, so an endless printer costs no memory (BC-03).
+ */
+export class OutputCollector {
+  private readonly limit: number;
+  private readonly pieces: string[] = [];
+  private readonly decoders = new Map<number, TextDecoder>();
+  private readonly header = new Uint8Array(8);
+  private headerFill = 0;
+  private frameStream = 0;
+  private frameRemaining = 0;
+  private kept = 0;
+  private full = false;
+  private dropped = false;
+  private ended = false;
+
+  constructor(limit: number) {
+    if (!Number.isSafeInteger(limit) || limit < 0) {
+      throw new RangeError(`output limit must be a non-negative integer, got ${limit}`);
+    }
+    this.limit = limit;
+  }
+
+  /** Feeds raw bytes of the attach stream, in the order they arrived. */
+  push(chunk: Uint8Array): void {
+    if (this.ended) return;
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.frameRemaining === 0) {
+        offset = this.readHeader(chunk, offset);
+        continue;
+      }
+      const take = Math.min(this.frameRemaining, chunk.length - offset);
+      this.payload(chunk.subarray(offset, offset + take));
+      this.frameRemaining -= take;
+      offset += take;
+    }
+  }
+
+  /** Flushes characters the decoders still hold (a truncated sequence becomes U+FFFD). */
+  end(): void {
+    if (this.ended) return;
+    for (const decoder of this.decoders.values()) this.append(decoder.decode());
+    this.ended = true;
+  }
+
+  /** Whether the script printed more than the limit; what was kept is the first `limit` characters. */
+  get truncated(): boolean {
+    return this.dropped;
+  }
+
+  /** Characters kept so far. */
+  get keptCharacters(): number {
+    return this.kept;
+  }
+
+  /** The output kept so far, as one string. */
+  text(): string {
+    if (this.pieces.length > 1) {
+      const joined = this.pieces.join('');
+      this.pieces.length = 0;
+      this.pieces.push(joined);
+    }
+    return this.pieces[0] ?? '';
+  }
+
+  private readHeader(chunk: Uint8Array, offset: number): number {
+    const take = Math.min(8 - this.headerFill, chunk.length - offset);
+    this.header.set(chunk.subarray(offset, offset + take), this.headerFill);
+    this.headerFill += take;
+    if (this.headerFill === 8) {
+      this.headerFill = 0;
+      this.frameStream = this.header[0] ?? 1;
+      const view = new DataView(this.header.buffer);
+      this.frameRemaining = view.getUint32(4, false);
+    }
+    return offset + take;
+  }
+
+  private payload(bytes: Uint8Array): void {
+    if (this.full) {
+      this.dropped = true;
+      return;
+    }
+    this.append(this.decoderFor(this.frameStream).decode(bytes, { stream: true }));
+  }
+
+  private decoderFor(stream: number): TextDecoder {
+    let decoder = this.decoders.get(stream);
+    if (!decoder) {
+      decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
+      this.decoders.set(stream, decoder);
+    }
+    return decoder;
+  }
+
+  private append(text: string): void {
+    if (text === '') return;
+    if (this.full) {
+      this.dropped = true;
+      return;
+    }
+    const room = this.limit - this.kept;
+    const count = codePointCount(text);
+    if (count <= room) {
+      this.pieces.push(text);
+      this.kept += count;
+      if (this.kept === this.limit) this.full = true;
+      return;
+    }
+    this.pieces.push(text.slice(0, codePointOffset(text, room)));
+    this.kept = this.limit;
+    this.full = true;
+    this.dropped = true;
+  }
+}
+
+/** Code points in a well-formed string: UTF-16 units minus the second half of each pair. */
+export function codePointCount(text: string): number {
+  let count = text.length;
+  for (let index = 0; index < text.length; index++) {
+    const unit = text.charCodeAt(index);
+    if (unit >= 0xdc00 && unit <= 0xdfff) {
+      const previous = text.charCodeAt(index - 1);
+      if (index > 0 && previous >= 0xd800 && previous <= 0xdbff) count--;
+    }
+  }
+  return count;
+}
+
+/** The UTF-16 offset just after the first `codePoints` code points of `text`. */
+export function codePointOffset(text: string, codePoints: number): number {
+  let offset = 0;
+  for (let seen = 0; seen < codePoints && offset < text.length; seen++) {
+    const unit = text.charCodeAt(offset);
+    const next = text.charCodeAt(offset + 1);
+    const pair = unit >= 0xd800 && unit <= 0xdbff && next >= 0xdc00 && next <= 0xdfff;
+    offset += pair ? 2 : 1;
+  }
+  return offset;
+}

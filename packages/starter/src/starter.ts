@@ -1,0 +1,144 @@
+import { jetstream } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+import { RUN_ID_LABEL, runnerNetworkCreateOptions, STARTER_ID_LABEL } from '@pipeline/runner';
+import Docker from 'dockerode';
+import type { Logger } from 'pino';
+import packageJson from '../package.json' with { type: 'json' };
+import { type DockerConnection, describeConfig, type StarterConfig } from './config.ts';
+import { RunRequestConsumer } from './consuming/runRequestConsumer.ts';
+import { RunSlots } from './consuming/runSlots.ts';
+import { RunExecution } from './execution/runExecution.ts';
+import { Heartbeat } from './fleet/heartbeat.ts';
+import { RunEventPublisher } from './publishing/runEventPublisher.ts';
+import { DockerSandbox } from './sandbox/dockerSandbox.ts';
+import { removeOrphans } from './sandbox/orphanSweep.ts';
+
+export interface RunningStarter {
+  readonly starterId: string;
+  /** Stops taking requests, lets the runs in progress finish and report, then disconnects. */
+  stop(): Promise<void>;
+  /** Gives up at once: results not yet stored are lost (their runs end as lost). */
+  abort(): Promise<void>;
+}
+
+/**
+ * Starts a starter in this process: checks the engine and the runner image, removes the
+ * containers of its earlier life, connects to NATS (retrying for ever) and starts pulling.
+ */
+export async function startStarter(config: StarterConfig, logger: Logger): Promise<RunningStarter> {
+  const log = logger.child({ starterId: config.starterId });
+  log.info(describeConfig(config), 'starter starting');
+
+  const sandbox = new DockerSandbox(dockerClient(config.docker), log, RUN_ID_LABEL);
+  if (!(await sandbox.imageExists(config.sandbox.image))) {
+    throw new Error(
+      `runner image ${config.sandbox.image} is not on the Docker engine (PYTHON_RUNNER_IMAGE)`,
+    );
+  }
+  if (!builtInNetworks.has(config.sandbox.network)) {
+    const created = await sandbox.ensureNetwork(runnerNetworkCreateOptions(config.sandbox.network));
+    if (created) log.info({ network: config.sandbox.network }, 'runner network created');
+  }
+  await removeOrphans(sandbox, { [STARTER_ID_LABEL]: config.starterId }, log);
+
+  const nc = await connectNats(config);
+  void logConnectionStatus(nc, log);
+  const js = jetstream(nc);
+  const hardStop = new AbortController();
+  const publisher = new RunEventPublisher(js, config.naming, log, hardStop.signal);
+  const execution = new RunExecution(sandbox, publisher, {
+    starterId: config.starterId,
+    outputLimit: config.outputLimit,
+    stopGraceSeconds: config.stopGraceSeconds,
+    timeZone: config.timeZone,
+    alternativeFileServerRoot: config.alternativeFileServerRoot,
+    sandbox: config.sandbox,
+  });
+
+  const slots = new RunSlots(config.slots);
+  const startedAt = new Date().toISOString();
+  let draining = false;
+  const heartbeat = new Heartbeat({
+    js,
+    naming: config.naming,
+    log,
+    describe: () => ({
+      starterId: config.starterId,
+      host: config.host,
+      slots: config.slots,
+      busy: slots.busy,
+      draining,
+      startedAt,
+      version: packageJson.version,
+    }),
+  });
+  const consumer = new RunRequestConsumer({
+    nc,
+    js,
+    naming: config.naming,
+    starterId: config.starterId,
+    host: config.host,
+    slots,
+    log,
+    execute: (assignment, runLog) => execution.execute(assignment, runLog),
+  });
+  heartbeat.start();
+  consumer.start();
+  log.info({ slots: config.slots }, 'starter ready');
+
+  let stopped: Promise<void> | null = null;
+  return {
+    starterId: config.starterId,
+    stop() {
+      stopped ??= (async () => {
+        draining = true;
+        log.info({ busy: slots.busy }, 'starter draining');
+        await heartbeat.beat();
+        await consumer.stop();
+        heartbeat.stop();
+        await nc.drain().catch(() => nc.close());
+        log.info('starter stopped');
+      })();
+      return stopped;
+    },
+    async abort() {
+      hardStop.abort();
+      heartbeat.stop();
+      await nc.close();
+    },
+  };
+}
+
+/** Docker's own networks, which exist on every engine and cannot be created. */
+const builtInNetworks = new Set(['bridge', 'host', 'none', 'default']);
+
+function dockerClient(connection: DockerConnection): Docker {
+  if (connection.kind === 'socket') return new Docker({ socketPath: connection.socketPath });
+  return new Docker({
+    host: connection.host,
+    port: connection.port,
+    protocol: connection.protocol,
+  });
+}
+
+async function connectNats(config: StarterConfig): Promise<NatsConnection> {
+  return await connect({
+    servers: config.nats.servers,
+    name: `starter ${config.starterId}`,
+    ...(config.nats.user ? { user: config.nats.user, pass: config.nats.password ?? '' } : {}),
+    ...(config.nats.token ? { token: config.nats.token } : {}),
+    // A starter outlives NATS restarts: it keeps its results and reconnects for ever.
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 1_000,
+    waitOnFirstConnect: true,
+  });
+}
+
+async function logConnectionStatus(nc: NatsConnection, log: Logger): Promise<void> {
+  for await (const status of nc.status()) {
+    if (status.type === 'disconnect') log.warn({ server: status.server }, 'nats disconnected');
+    else if (status.type === 'reconnect') log.info({ server: status.server }, 'nats reconnected');
+    else if (status.type === 'error') log.warn({ err: status.error }, 'nats connection error');
+  }
+}
