@@ -148,7 +148,7 @@ version="$(runner_version)"
 builder_hash="$(
   {
     cat "$offline_dir/build.sh" "$offline_dir/Dockerfile.offline" \
-      "$runner_dir/entrypoint/entrypoint.py"
+      "$runner_dir/entrypoint/entrypoint.py" "$runner_dir/.dockerignore"
     printf '%s\n' "$version" "$(image_sources)"
   } | sha256sum | cut -c1-64
 )"
@@ -161,6 +161,7 @@ fi
 
 ensure_base_image
 
+previous_image="$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)"
 say "building $tag on $base_tag"
 # --network host: apt inside the build reaches the mirror exactly as this machine does
 # (same resolver, same route), and no other address. The base's hash label is blanked so
@@ -177,5 +178,10 @@ docker build \
   "$runner_dir" >"$cache_dir/docker-build.log" 2>&1 ||
   fail "docker build failed, see $cache_dir/docker-build.log"
 
+current_image="$(docker image inspect --format '{{.Id}}' "$tag")"
+if [ -n "$previous_image" ] && [ "$previous_image" != "$current_image" ]; then
+  # The image this build replaced; kept if a container or another tag still uses it.
+  docker image rm "$previous_image" >/dev/null 2>&1 || true
+fi
 say "built $tag in $((SECONDS - started_at)) s ($(docker image inspect --format '{{.Size}}' "$tag") bytes)"
 warn_missing_seatable_api
