@@ -17,16 +17,23 @@ export interface ReadFixture {
   orm: MikroORM;
   app: FastifyInstance;
   get(url: string): Promise<LightMyRequestResponse>;
+  /** Another app over the same database whose clock shows `clock`. */
+  appAt(clock: Date): Promise<FastifyInstance>;
   close(): Promise<void>;
 }
 
 /**
- * A migrated database of the test file's own and an app that serves the read routes.
+ * A migrated database of the test file's own and an app that serves the read routes;
+ * `beforeMigrations` can lay down an original installation's tables and rows first.
  * TODO(#3): switch to the scheduler's `buildApp` once it lands, so that the token check,
  * the trailing-slash redirects and the parse-error mapping are exercised here too.
  */
-export async function startReadFixture(label: string): Promise<ReadFixture> {
+export async function startReadFixture(
+  label: string,
+  options: { beforeMigrations?: (db: TestDatabase) => Promise<void> } = {},
+): Promise<ReadFixture> {
   const db = await createTestDatabase(label);
+  await options.beforeMigrations?.(db);
   const orm = await openDatabase({
     host: db.host,
     port: db.port,
@@ -36,16 +43,23 @@ export async function startReadFixture(label: string): Promise<ReadFixture> {
     poolSize: 4,
   });
   await migrateDatabase(orm);
-  const app = Fastify({ routerOptions: { maxParamLength: 4096 } });
-  await app.register(async (scope) => readRoutes(scope, { orm, timeZone, now: () => now }));
-  await app.ready();
+  const apps: FastifyInstance[] = [];
+  const appAt = async (clock: Date) => {
+    const app = Fastify({ routerOptions: { maxParamLength: 4096 } });
+    await app.register(async (scope) => readRoutes(scope, { orm, timeZone, now: () => clock }));
+    await app.ready();
+    apps.push(app);
+    return app;
+  };
+  const app = await appAt(now);
   return {
     db,
     orm,
     app,
+    appAt,
     get: async (url) => await app.inject({ method: 'GET', url }),
     async close() {
-      await app.close();
+      for (const opened of apps) await opened.close();
       await orm.close();
       await db.drop();
     },
