@@ -17,7 +17,7 @@ export function localDayExpression(
   const stretches = offsetStretches(first, last, timeZone);
   const params: unknown[] = [];
   let offset = '?';
-  if (stretches.length >= 1) {
+  if (stretches.length === 1) {
     params.push(stretches[0]?.offsetMinutes ?? 0);
   } else {
     const branches = stretches.map((stretch) => {
