@@ -10,6 +10,8 @@ export interface DatabaseSettings {
   name: string;
   /** Connections kept open. */
   poolSize?: number;
+  /** How long opening one connection may take before it fails. @default 3000 */
+  connectTimeoutMs?: number;
 }
 
 /**
@@ -26,7 +28,14 @@ export async function openDatabase(settings: DatabaseSettings): Promise<MikroORM
     dbName: settings.name,
     charset: 'utf8mb4',
     timezone: '+00:00',
-    pool: { min: 0, max: settings.poolSize ?? 10 },
+    pool: { min: 0, max: settings.poolSize ?? 10, idleTimeoutMillis: 60_000 },
+    // An outage must fail fast (the API answers 503 within seconds, BC-17) and dead
+    // connections must not be handed out again after the server comes back.
+    driverOptions: {
+      connectTimeout: settings.connectTimeoutMs ?? 3000,
+      enableKeepAlive: true,
+      keepAliveInitialDelay: 10_000,
+    },
     entities: [],
     discovery: { warnWhenNoEntities: false },
     extensions: [Migrator],

@@ -1,0 +1,58 @@
+import type { Transaction } from '@mikro-orm/core';
+import type { MikroORM } from '@mikro-orm/mariadb';
+import { isTransactionConflict } from './dbErrors.ts';
+
+/**
+ * Plain SQL on the read model, inside a transaction or not. Parameters are `?`
+ * placeholders, escaped by the driver's platform (so the SQL text itself must not contain a
+ * literal question mark).
+ */
+export interface Sql {
+  all<Row>(query: string, params?: readonly unknown[]): Promise<Row[]>;
+  run(query: string, params?: readonly unknown[]): Promise<{ affectedRows: number }>;
+}
+
+export function sqlOf(orm: MikroORM, transaction?: Transaction): Sql {
+  const connection = orm.em.getConnection();
+  return {
+    async all<Row>(query: string, params: readonly unknown[] = []) {
+      return await connection.execute<Row[]>(query, params, 'all', transaction);
+    },
+    async run(query: string, params: readonly unknown[] = []) {
+      const result = await connection.execute<{ affectedRows: number }>(
+        query,
+        params,
+        'run',
+        transaction,
+      );
+      return { affectedRows: result.affectedRows };
+    },
+  };
+}
+
+/**
+ * Runs `work` in one transaction, committed when it returns and rolled back when it throws.
+ * A deadlock or lock-wait timeout is retried a few times: InnoDB chose this transaction as
+ * the victim, and a second attempt sees the winner's rows.
+ */
+export async function inTransaction<T>(
+  orm: MikroORM,
+  work: (sql: Sql) => Promise<T>,
+  attempts = 4,
+): Promise<T> {
+  const connection = orm.em.getConnection();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await connection.transactional(async (transaction) => work(sqlOf(orm, transaction)));
+    } catch (error) {
+      if (attempt >= attempts || !isTransactionConflict(error)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 5 * attempt + Math.random() * 20));
+    }
+  }
+}
+
+/** An instant as a MariaDB DATETIME(6) literal in UTC: `2026-12-04 13:03:07.123`. */
+export function toSqlDateTime(instant: Date | string): string {
+  const date = typeof instant === 'string' ? new Date(instant) : instant;
+  return date.toISOString().replace('T', ' ').replace('Z', '');
+}

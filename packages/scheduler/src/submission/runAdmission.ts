@@ -1,0 +1,176 @@
+import { randomUUID } from 'node:crypto';
+import type { MikroORM } from '@mikro-orm/mariadb';
+import { outputTexts, type RunRequested } from '@pipeline/events';
+import type { Logger } from 'pino';
+import { inTransaction, type Sql, sqlOf } from '../db/sql.ts';
+import { localDate } from '../http/runView.ts';
+import type { RunEventLog } from '../messaging/eventLog.ts';
+import { insertRequestedRun } from '../projection/runRows.ts';
+import type { SeaTableClient } from '../seatable/seatableClient.ts';
+import { isGroupOwner, type Submission } from './parseSubmission.ts';
+
+export interface RunAdmissionDeps {
+  orm: MikroORM;
+  eventLog: RunEventLog;
+  seatable: SeaTableClient;
+  /** The zone whose calendar month the quota counts (`TIME_ZONE`). */
+  timeZone: string;
+  logger: Logger;
+  now?: () => Date;
+}
+
+export interface AdmissionOptions {
+  /** The client's `Idempotency-Key`: a resend returns the first run's id. */
+  idempotencyKey?: string;
+  /** Aborted when the caller stopped waiting: nothing may be appended after that. */
+  signal?: AbortSignal;
+}
+
+export type AdmissionResult =
+  | { outcome: 'accepted'; runId: number; duplicate: boolean }
+  | { outcome: 'refused'; message: string };
+
+/**
+ * Admits a submission: checks the monthly quota, appends `RunRequested` and writes the
+ * pending row. With a limit, queued and running runs count as used and the check, the
+ * append and the row happen under a lock on the owner, so N concurrent submissions with one
+ * run left admit exactly one (BC-13).
+ */
+export class RunAdmission {
+  private readonly deps: RunAdmissionDeps;
+  private readonly now: () => Date;
+
+  constructor(deps: RunAdmissionDeps) {
+    this.deps = deps;
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  async admit(submission: Submission, options: AdmissionOptions = {}): Promise<AdmissionResult> {
+    const limit = await this.monthlyLimit(submission);
+    if (limit === 'refused') return { outcome: 'refused', message: outputTexts.quotaExceeded };
+
+    const event = this.requestEvent(submission);
+    const messageId = options.idempotencyKey
+      ? `req-${options.idempotencyKey}`
+      : `req-${randomUUID()}`;
+    if (limit === null) return await this.appendUnlimited(event, messageId, options.signal);
+    return await this.appendWithinLimit(submission, limit, event, messageId, options.signal);
+  }
+
+  /** Null when the owner is not limited; `refused` when SeaTable cannot say what the limit is. */
+  private async monthlyLimit(submission: Submission): Promise<number | null | 'refused'> {
+    if (isGroupOwner(submission.owner) || submission.scriptsRunningLimit === -1) return null;
+    if (submission.scriptsRunningLimit > 0) return submission.scriptsRunningLimit;
+
+    const answer = await this.deps.seatable.scriptsRunningLimit(submission.owner, submission.orgId);
+    if (answer.outcome === 'error') {
+      this.deps.logger.warn({ reason: answer.reason }, 'scripts running limit unavailable');
+      return 'refused';
+    }
+    return answer.limit === -1 ? null : answer.limit;
+  }
+
+  private requestEvent(submission: Submission): RunRequested {
+    return {
+      type: 'RunRequested',
+      schemaVersion: 1,
+      occurredAt: this.now().toISOString(),
+      data: {
+        dtableUuid: submission.dtableUuid,
+        scriptName: submission.scriptName,
+        owner: submission.owner,
+        orgId: submission.orgId,
+        contextData: submission.contextData,
+        operateFrom: submission.operateFrom,
+        operator: submission.operator,
+      },
+    };
+  }
+
+  private async appendUnlimited(
+    event: RunRequested,
+    messageId: string,
+    signal?: AbortSignal,
+  ): Promise<AdmissionResult> {
+    signal?.throwIfAborted();
+    const appended = await this.deps.eventLog.appendRequest(event, messageId);
+    // The projector writes the same row from the log; this one is there for a GET that
+    // comes before the projector has caught up.
+    await insertRequestedRun(sqlOf(this.deps.orm), appended.seq, event);
+    return { outcome: 'accepted', runId: appended.seq, duplicate: appended.duplicate };
+  }
+
+  private async appendWithinLimit(
+    submission: Submission,
+    limit: number,
+    event: RunRequested,
+    messageId: string,
+    signal?: AbortSignal,
+  ): Promise<AdmissionResult> {
+    // A retried transaction (deadlock victim) publishes with the same message id, so
+    // JetStream answers with the sequence of the first attempt instead of a second run.
+    return await inTransaction(this.deps.orm, async (sql) => {
+      await lockQuotaOwner(sql, quotaOwnerKey(submission));
+      const used = await this.runsUsedThisMonth(sql, submission);
+      if (used >= limit) {
+        this.deps.logger.info({ used, limit }, 'run refused over the monthly limit');
+        return { outcome: 'refused', message: outputTexts.quotaExceeded } as const;
+      }
+      signal?.throwIfAborted();
+      const appended = await this.deps.eventLog.appendRequest(event, messageId);
+      await insertRequestedRun(sql, appended.seq, event);
+      return { outcome: 'accepted', runId: appended.seq, duplicate: appended.duplicate } as const;
+    });
+  }
+
+  /** Finished runs of this month (statistics) plus the owner's queued and running runs. */
+  private async runsUsedThisMonth(sql: Sql, submission: Submission): Promise<number> {
+    const month = monthRange(this.now(), this.deps.timeZone);
+    const byOrg = submission.orgId !== -1;
+    const [finished] = await sql.all<{ runs: number | string | null }>(
+      byOrg
+        ? `SELECT COALESCE(SUM(total_run_count), 0) AS runs FROM org_run_script_statistics
+           WHERE org_id = ? AND run_date >= ? AND run_date < ?`
+        : `SELECT COALESCE(SUM(total_run_count), 0) AS runs FROM user_run_script_statistics
+           WHERE username = ? AND run_date >= ? AND run_date < ?`,
+      [byOrg ? submission.orgId : submission.owner, month.first, month.next],
+    );
+    const [active] = await sql.all<{ runs: number | string }>(
+      byOrg
+        ? `SELECT COUNT(*) AS runs FROM script_log WHERE org_id = ? AND state IN ('pending', 'running')`
+        : `SELECT COUNT(*) AS runs FROM script_log WHERE owner = ? AND state IN ('pending', 'running')`,
+      [byOrg ? submission.orgId : submission.owner],
+    );
+    return Number(finished?.runs ?? 0) + Number(active?.runs ?? 0);
+  }
+}
+
+/** The quota is the org's when there is one, the user's otherwise. */
+export function quotaOwnerKey(submission: Pick<Submission, 'owner' | 'orgId'>): string {
+  return submission.orgId !== -1 ? `org:${submission.orgId}` : `user:${submission.owner}`;
+}
+
+/**
+ * Serialises the admissions of one owner. `INSERT IGNORE` followed by `SELECT ... FOR
+ * UPDATE` deadlocks when several transactions create the same new row at once (each holds
+ * a shared lock from the duplicate-key check and waits for the others); the upsert takes the
+ * exclusive lock directly. The `FOR UPDATE` keeps the lock explicit for the reader.
+ */
+async function lockQuotaOwner(sql: Sql, ownerKey: string): Promise<void> {
+  await sql.run(
+    'INSERT INTO quota_owner (owner_key) VALUES (?) ON DUPLICATE KEY UPDATE owner_key = owner_key',
+    [ownerKey],
+  );
+  await sql.all('SELECT owner_key FROM quota_owner WHERE owner_key = ? FOR UPDATE', [ownerKey]);
+}
+
+/** This calendar month in `timeZone` as a half-open date range: `[first, next)`. */
+export function monthRange(instant: Date, timeZone: string): { first: string; next: string } {
+  const [year, month] = localDate(instant, timeZone).split('-').map(Number) as [number, number];
+  const nextYear = month === 12 ? year + 1 : year;
+  const nextMonth = month === 12 ? 1 : month + 1;
+  return {
+    first: `${String(year).padStart(4, '0')}-${String(month).padStart(2, '0')}-01`,
+    next: `${String(nextYear).padStart(4, '0')}-${String(nextMonth).padStart(2, '0')}-01`,
+  };
+}
