@@ -1,0 +1,39 @@
+# syntax=docker/dockerfile:1
+# The scheduler: SeaTable's HTTP API, admission, claims, the projection into MariaDB.
+# Build from the repository root:
+#   docker build -f deploy/scheduler.Dockerfile --build-arg VERSION=1.2.3 -t seatable-pipeline-scheduler .
+# Node 24 runs the TypeScript sources as they are (type stripping), so there is no build step:
+# the first stage only installs the production dependencies of the scheduler and its packages.
+ARG NODE_IMAGE=node:24-slim
+
+FROM ${NODE_IMAGE} AS dependencies
+WORKDIR /app
+COPY package.json pnpm-lock.yaml pnpm-workspace.yaml ./
+COPY packages/events/package.json packages/events/
+COPY packages/scheduler/package.json packages/scheduler/
+RUN npm install --global --no-audit --no-fund \
+      "pnpm@$(node -p 'require("./package.json").packageManager.split("@")[1]')" \
+ && pnpm install --frozen-lockfile --prod --filter '@pipeline/scheduler...' \
+ && rm -rf /root/.cache /root/.local/share/pnpm
+
+FROM ${NODE_IMAGE}
+ARG VERSION=0.0.0
+LABEL org.opencontainers.image.title="seatable-pipeline-scheduler" \
+      org.opencontainers.image.description="SeaTable Python pipeline: scheduler (HTTP API, claims, projection)" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENV NODE_ENV=production \
+    VERSION=${VERSION} \
+    SCHEDULER_HOST=0.0.0.0 \
+    SCHEDULER_PORT=5055
+WORKDIR /app
+COPY --from=dependencies /app ./
+COPY packages/events/src packages/events/src
+COPY packages/scheduler/src packages/scheduler/src
+# The image's own unprivileged user (uid 1000); the scheduler needs no privilege.
+USER node
+EXPOSE 5055
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.SCHEDULER_PORT}/ping/`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+STOPSIGNAL SIGTERM
+CMD ["node", "packages/scheduler/src/main.ts"]

@@ -1,0 +1,44 @@
+# syntax=docker/dockerfile:1
+# The starter: pulls run requests from NATS and runs them in runner containers on the Docker
+# engine whose socket it is given. Build from the repository root:
+#   docker build -f deploy/starter.Dockerfile --build-arg VERSION=1.2.3 -t seatable-pipeline-starter .
+# Node 24 runs the TypeScript sources as they are (type stripping), so there is no build step:
+# the first stage only installs the production dependencies of the starter and its packages.
+ARG NODE_IMAGE=node:24-slim
+
+FROM ${NODE_IMAGE} AS dependencies
+WORKDIR /app
+COPY package.json pnpm-lock.yaml pnpm-workspace.yaml ./
+COPY packages/events/package.json packages/events/
+COPY packages/runner/package.json packages/runner/
+COPY packages/starter/package.json packages/starter/
+RUN npm install --global --no-audit --no-fund \
+      "pnpm@$(node -p 'require("./package.json").packageManager.split("@")[1]')" \
+ && pnpm install --frozen-lockfile --prod --filter '@pipeline/starter...' \
+ && rm -rf /root/.cache /root/.local/share/pnpm
+
+FROM ${NODE_IMAGE}
+ARG VERSION=0.0.0
+LABEL org.opencontainers.image.title="seatable-pipeline-starter" \
+      org.opencontainers.image.description="SeaTable Python pipeline: starter (runs scripts in Docker sandboxes)" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENV NODE_ENV=production \
+    VERSION=${VERSION} \
+    DOCKER_SOCKET=/var/run/docker.sock
+WORKDIR /app
+COPY --from=dependencies /app ./
+COPY packages/events/src packages/events/src
+COPY packages/runner/src packages/runner/src
+COPY packages/starter/src packages/starter/src
+# Unprivileged (uid 1000). It still needs the Docker socket, mounted with the socket's group
+# added (compose: group_add DOCKER_GID). Whoever holds that socket controls the host's Docker
+# engine: keep the starter on hosts that run nothing but runner containers.
+USER node
+# TODO(#starter-health): the check proves only that the Docker engine answers on the socket;
+# a check of the starter's own heartbeat in the fleet bucket would also catch a stuck starter.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "require('node:http').get({ socketPath: process.env.DOCKER_SOCKET, path: '/_ping' }, (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))"]
+# The starter finishes the runs in progress on SIGTERM; give it their timeout (compose: stop_grace_period).
+STOPSIGNAL SIGTERM
+CMD ["node", "packages/starter/src/main.ts"]
