@@ -111,9 +111,10 @@ function hostConfig(profile: SandboxProfile): NonNullable<ContainerCreateOptions
 
 /**
  * Options for the runner network: a bridge whose containers cannot reach each other
- * (inter-container communication off). It does not by itself keep them from the host's
- * services; see the runner README.
+ * (inter-container communication off).
  */
+// TODO(#4): the bridge still routes to the Docker host's own addresses (NATS, MariaDB, the
+// scheduler); keeping runs away from them needs firewall rules on the host, not made here.
 export function runnerNetworkCreateOptions(name: string): NetworkCreateOptions {
   return {
     Name: name,
