@@ -5,6 +5,7 @@ import {
   baseB,
   baseC,
   bodyOf,
+  now,
   type ReadFixture,
   seedStatistics,
   startReadFixture,
@@ -62,7 +63,11 @@ describe('GET /scripts-running-count/', () => {
   });
 
   test('takes the current month in the configured zone when none is given', async () => {
-    assert.equal(await countOf('username=alice@example.invalid'), 5);
+    const fourthOfDecember = await fixture.appAt(now);
+    const current = await fourthOfDecember.inject(
+      '/scripts-running-count/?username=alice@example.invalid',
+    );
+    assert.deepEqual(bodyOf(current), { count: 5 });
 
     const lateNovemberUtc = await fixture.appAt(new Date('2026-11-30T23:30:00Z'));
     const response = await lateNovemberUtc.inject(
@@ -104,7 +109,7 @@ describe('GET /scripts-running-count/', () => {
       const response = await fixture.get(`/scripts-running-count/?${query}`);
       assert.equal(response.statusCode, 400, query);
       assert.equal(response.body, text, query);
-      assert.match(String(response.headers['content-type']), /^text\/plain/);
+      assert.match(String(response.headers['content-type']), /^text\/html/);
     }
   });
 });
@@ -131,7 +136,10 @@ describe('GET /admin/statistics/scripts-running/by-user/', () => {
   });
 
   test('defaults to the current month', async () => {
-    const totals = await byUser('');
+    const fourthOfDecember = await fixture.appAt(now);
+    const totals = bodyOf<MonthlyTotals>(
+      await fourthOfDecember.inject('/admin/statistics/scripts-running/by-user/'),
+    );
 
     assert.equal(totals.month, '2026-12');
     assert.equal(totals.count, 4);

@@ -1,12 +1,18 @@
 import type { MikroORM } from '@mikro-orm/mariadb';
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify';
+import { pino } from 'pino';
 import { createTestDatabase, type TestDatabase } from '../../../../test/support/mariadb.ts';
 import { migrateDatabase, openDatabase } from '../../src/db/orm.ts';
+import { buildApp } from '../../src/http/app.ts';
 import { readRoutes } from '../../src/http/readRoutes.ts';
+import type { RunAdmission } from '../../src/submission/runAdmission.ts';
 
 export const timeZone = 'Europe/Berlin';
 /** The clock of every read test: Friday 4 December 2026, 14:03:07 in Berlin. */
 export const now = new Date('2026-12-04T13:03:07Z');
+
+export const authToken = 'read-side-test-token';
+export const authorization = `Token ${authToken}`;
 
 export const baseA = '6a1f3c2e-9b7d-4e21-8f0a-0c5d2b7e9a11';
 export const baseB = '0b2c4d6e-8f10-4a12-b345-6789abcdef01';
@@ -15,18 +21,21 @@ export const baseC = 'ffeeddcc-bbaa-4998-8776-655443322110';
 export interface ReadFixture {
   db: TestDatabase;
   orm: MikroORM;
+  /** The scheduler's app, as `main` builds it. */
   app: FastifyInstance;
+  /** A GET with the token, through the scheduler's app. */
   get(url: string): Promise<LightMyRequestResponse>;
-  /** Another app over the same database whose clock shows `clock`. */
+  /**
+   * Only the read routes, over the same database, with a clock that shows `clock`
+   * (`buildApp` always reads the real clock).
+   */
   appAt(clock: Date): Promise<FastifyInstance>;
   close(): Promise<void>;
 }
 
 /**
- * A migrated database of the test file's own and an app that serves the read routes;
+ * A migrated database of the test file's own and the scheduler's app over it;
  * `beforeMigrations` can lay down an original installation's tables and rows first.
- * TODO(#3): switch to the scheduler's `buildApp` once it lands, so that the token check,
- * the trailing-slash redirects and the parse-error mapping are exercised here too.
  */
 export async function startReadFixture(
   label: string,
@@ -43,21 +52,30 @@ export async function startReadFixture(
     poolSize: 4,
   });
   await migrateDatabase(orm);
-  const apps: FastifyInstance[] = [];
+  const app = await buildApp({
+    authToken,
+    timeZone,
+    maxBodyBytes: 1_000_000,
+    logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    orm,
+    // The read routes never submit; a submission reaching this would fail loudly.
+    admission: {} as RunAdmission,
+  });
+  await app.ready();
+  const apps: FastifyInstance[] = [app];
   const appAt = async (clock: Date) => {
-    const app = Fastify({ routerOptions: { maxParamLength: 4096 } });
-    await app.register(async (scope) => readRoutes(scope, { orm, timeZone, now: () => clock }));
-    await app.ready();
-    apps.push(app);
-    return app;
+    const clocked = Fastify({ routerOptions: { maxParamLength: 4096 } });
+    await clocked.register(async (scope) => readRoutes(scope, { orm, timeZone, now: () => clock }));
+    await clocked.ready();
+    apps.push(clocked);
+    return clocked;
   };
-  const app = await appAt(now);
   return {
     db,
     orm,
     app,
     appAt,
-    get: async (url) => await app.inject({ method: 'GET', url }),
+    get: async (url) => await app.inject({ method: 'GET', url, headers: { authorization } }),
     async close() {
       for (const opened of apps) await opened.close();
       await orm.close();

@@ -20,6 +20,8 @@ const idsOf = (body: TaskLogs) => body.task_logs.map((run) => run.id);
 
 const emojiName = 'Report März 😀.py';
 const longName = `${'n'.repeat(252)}.py`;
+/** 255 code points, 507 UTF-16 units, 3,015 characters once percent-encoded. */
+const longEmojiName = `${'😀'.repeat(252)}.py`;
 
 let fixture: ReadFixture;
 
@@ -43,6 +45,9 @@ before(async () => {
     { id: 304, script_name: '100%.py' },
     { id: 305, script_name: longName },
     { id: 306, script_name: 'trailing.py ' },
+    { id: 307, script_name: 'what?.py' },
+    { id: 308, script_name: `it's "quoted" \\ back.py` },
+    { id: 309, script_name: longEmojiName },
     {
       id: 400,
       script_name: 'detail.py',
@@ -112,7 +117,7 @@ describe('GET /tasks/<base>/<script>/logs/', () => {
       const response = await fixture.get(logsOf(baseA, 't.py', query));
       assert.equal(response.statusCode, 400, query);
       assert.equal(response.body, 'order_by invalid.');
-      assert.match(String(response.headers['content-type']), /^text\/plain/);
+      assert.match(String(response.headers['content-type']), /^text\/html/);
     }
   });
 
@@ -166,6 +171,8 @@ describe('GET /tasks/<base>/<script>/logs/', () => {
       ['100%.py', 304],
       [longName, 305],
       ['trailing.py ', 306],
+      ['what?.py', 307],
+      [`it's "quoted" \\ back.py`, 308],
     ] as const) {
       const response = await fixture.get(logsOf(baseA, name));
       assert.equal(response.statusCode, 200, name);
@@ -284,5 +291,40 @@ describe('GET /tasks/<base>/<script>/logs/<id>/', () => {
     assert.equal(emoji.statusCode, 200);
     assert.equal(percent.statusCode, 200);
     assert.equal(lookalike.statusCode, 404);
+  });
+});
+
+describe('the read routes in the scheduler app', () => {
+  test('refuse a request without the token with 403', async () => {
+    for (const url of [
+      `/tasks/${baseA}/t.py/logs/`,
+      '/scripts-running-count/?username=a',
+      '/admin/runs/',
+      '/admin/statistics/by-day/?org_id=1',
+      '/admin/statistics/scripts-running/by-user/',
+    ]) {
+      const response = await fixture.app.inject({ method: 'GET', url });
+      assert.equal(response.statusCode, 403, url);
+    }
+  });
+
+  test('redirect a path without its trailing slash with 308, keeping the query', async () => {
+    const response = await fixture.get(`/tasks/${baseA}/t.py/logs?page=2`);
+
+    assert.equal(response.statusCode, 308);
+    assert.equal(response.headers.location, `/tasks/${baseA}/t.py/logs/?page=2`);
+  });
+
+  test('answer a malformed percent escape in the script name with 400, never 500', async () => {
+    const response = await fixture.get(`/tasks/${baseA}/100%.py/logs/`);
+
+    assert.equal(response.statusCode, 400);
+  });
+
+  test('find a run whose 255-character name is all emoji', async () => {
+    const response = await fixture.get(logsOf(baseA, longEmojiName));
+
+    assert.equal(response.statusCode, 200);
+    assert.deepEqual(idsOf(bodyOf<TaskLogs>(response)), [309]);
   });
 });
