@@ -106,10 +106,17 @@ def parse_header(line: bytes) -> tuple:
         raise HandoverError(f"unsupported header version {header.get('v')!r}")
     return header_env(header), byte_count(header, "scriptBytes"), byte_count(header, "contextBytes")
 
+RUN_ROOT = "/run/pipeline"
+
 
 def make_run_directory() -> str:
-    """A fresh directory only this user can enter, under TMPDIR or /tmp."""
-    root = os.environ.get("TMPDIR") or "/tmp"
+    """A fresh directory only this user can enter.
+
+    Under the sandbox's own small tmpfs (RUN_ROOT) when the profile mounts it, so that the
+    script's /tmp starts empty; under TMPDIR or /tmp otherwise.
+    """
+    root = RUN_ROOT if os.path.isdir(RUN_ROOT) and os.access(RUN_ROOT, os.W_OK) else None
+    root = root or os.environ.get("TMPDIR") or "/tmp"
     while True:
         path = os.path.join(root, "run-" + os.urandom(8).hex())
         try:

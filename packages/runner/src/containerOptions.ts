@@ -74,6 +74,10 @@ export function containerCreateOptions(
   };
 }
 
+/** Where the entrypoint writes the script; matches RUN_ROOT in entrypoint.py. */
+export const runDirectoryMount = '/run/pipeline';
+const runDirectorySizeBytes = 32 * 1024 * 1024;
+
 function hostConfig(profile: SandboxProfile): NonNullable<ContainerCreateOptions['HostConfig']> {
   const extra = profile.extraOptions;
   return {
@@ -83,7 +87,12 @@ function hostConfig(profile: SandboxProfile): NonNullable<ContainerCreateOptions
     NanoCpus: profile.nanoCpus,
     PidsLimit: profile.pidsLimit,
     ReadonlyRootfs: profile.readOnlyRootfs,
-    Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${profile.tmpfsSizeBytes},mode=1777` },
+    Tmpfs: {
+      '/tmp': `rw,nosuid,nodev,size=${profile.tmpfsSizeBytes},mode=1777`,
+      // The entrypoint's own place for the script and the script's home, apart from /tmp so
+      // that a run sees an empty /tmp (BC-07).
+      [runDirectoryMount]: `rw,nosuid,nodev,size=${runDirectorySizeBytes},mode=1777`,
+    },
     CapDrop: [...profile.droppedCapabilities],
     SecurityOpt: profile.noNewPrivileges ? ['no-new-privileges:true'] : [],
     NetworkMode: profile.network,

@@ -31,7 +31,10 @@ describe('containerCreateOptions', () => {
     assert.equal(host?.NanoCpus, 1_000_000_000);
     assert.equal(host?.PidsLimit, 128);
     assert.equal(host?.ReadonlyRootfs, true);
-    assert.deepEqual(host?.Tmpfs, { '/tmp': 'rw,nosuid,nodev,size=104857600,mode=1777' });
+    assert.deepEqual(host?.Tmpfs, {
+      '/tmp': 'rw,nosuid,nodev,size=104857600,mode=1777',
+      '/run/pipeline': 'rw,nosuid,nodev,size=33554432,mode=1777',
+    });
     assert.deepEqual(host?.CapDrop, ['ALL']);
     assert.deepEqual(host?.SecurityOpt, ['no-new-privileges:true']);
     assert.equal(host?.NetworkMode, 'runner-net');
@@ -90,6 +93,7 @@ describe('containerCreateOptions', () => {
     assert.equal(options.HostConfig?.MemorySwap, 256 * 1024 ** 2);
     assert.deepEqual(options.HostConfig?.Tmpfs, {
       '/tmp': 'rw,nosuid,nodev,size=5000000,mode=1777',
+      '/run/pipeline': 'rw,nosuid,nodev,size=33554432,mode=1777',
     });
   });
 

@@ -61,7 +61,10 @@ describe('the offline runner image', { skip }, () => {
     assert.equal(run.exitCode, 1);
     assert.equal(run.stdout, 'out\n');
     assert.match(run.stderr, /^Traceback \(most recent call last\):\n/);
-    assert.match(run.stderr, /File "\/tmp\/run-[0-9a-f]+\/index\.py", line 2, in <module>\n/);
+    assert.match(
+      run.stderr,
+      /File "\/run\/pipeline\/run-[0-9a-f]+\/index\.py", line 2, in <module>\n/,
+    );
     assert.match(run.stderr, /\nValueError: boom\n$/);
     assert.doesNotMatch(run.stderr, /entrypoint/);
   });
@@ -144,8 +147,8 @@ describe('the offline runner image', { skip }, () => {
       script: 'import os; print(sorted(os.listdir("/tmp")))',
     });
 
-    // Only this run's own private directory (the hand-over puts the script there).
-    assert.match(run.stdout, /^\['run-[0-9a-f]{16}'\]\n$/);
+    // The hand-over puts the script on its own tmpfs, so /tmp starts empty (BC-07).
+    assert.equal(run.stdout, '[]\n');
   });
 
   test('runs as the unprivileged image user with no capabilities and no new privileges', async () => {
