@@ -17,6 +17,11 @@ export interface ReadRouteDeps {
    * @default () => new Date()
    */
   now?: () => Date;
+  /**
+   * How long one read query may take before the request answers 503.
+   * @default 5000
+   */
+  requestDeadlineMs?: number;
 }
 
 /**
@@ -26,7 +31,7 @@ export interface ReadRouteDeps {
  */
 export async function readRoutes(app: FastifyInstance, deps: ReadRouteDeps): Promise<void> {
   const context: ReadContext = {
-    selectRows: selectRowsWith(deps.orm),
+    selectRows: selectRowsWith(deps.orm, deps.requestDeadlineMs ?? 5000),
     timeZone: deps.timeZone,
     now: deps.now ?? (() => new Date()),
   };

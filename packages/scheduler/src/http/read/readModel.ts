@@ -1,4 +1,5 @@
 import type { MikroORM } from '@mikro-orm/mariadb';
+import { withinDeadline } from '../httpErrors.ts';
 
 /** Runs one read query against the read model and returns its rows. */
 export type SelectRows = <Row>(sql: string, params?: readonly unknown[]) => Promise<Row[]>;
@@ -6,10 +7,14 @@ export type SelectRows = <Row>(sql: string, params?: readonly unknown[]) => Prom
 /**
  * Plain SQL over the ORM's pool: the read model is the original's tables, shaped for
  * these queries, and the driver hands datetimes back as UTC text (`runView` reads them).
+ * A query that has not answered within `deadlineMs` fails as unavailable (503), so a
+ * stalled database never leaves dtable-web waiting (BC-17).
  */
-export function selectRowsWith(orm: MikroORM): SelectRows {
+export function selectRowsWith(orm: MikroORM, deadlineMs: number): SelectRows {
   return async <Row>(sql: string, params: readonly unknown[] = []) =>
-    await orm.em.getConnection().execute<Row[]>(sql, params, 'all');
+    await withinDeadline(deadlineMs, () =>
+      orm.em.getConnection().execute<Row[]>(sql, params, 'all'),
+    );
 }
 
 /** A SUM or COUNT as the driver returns it (text for DECIMAL sums, null over no rows). */
