@@ -25,7 +25,7 @@ export interface AppDeps {
   logger: Logger;
   orm: MikroORM;
   admission: RunAdmission;
-  /** How long a request may wait on the database or the log before it answers 503. @default 5000 */
+  /** How long a request may wait on the database or the log before it answers 503. @default 4000 */
   requestDeadlineMs?: number;
 }
 
@@ -58,7 +58,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       orm: deps.orm,
       admission: deps.admission,
       timeZone: deps.timeZone,
-      requestDeadlineMs: deps.requestDeadlineMs ?? 5000,
+      requestDeadlineMs: deps.requestDeadlineMs ?? 4000,
     });
     await readRoutes(authenticated, { orm: deps.orm, timeZone: deps.timeZone });
   });

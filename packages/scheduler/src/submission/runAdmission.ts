@@ -9,6 +9,9 @@ import { insertRequestedRun } from '../projection/runRows.ts';
 import type { SeaTableClient } from '../seatable/seatableClient.ts';
 import { isGroupOwner, type Submission } from './parseSubmission.ts';
 
+/** How long an accepted submission waits for its pending row before it answers anyway. */
+const pendingRowWaitMs = 1500;
+
 export interface RunAdmissionDeps {
   orm: MikroORM;
   eventLog: RunEventLog;
@@ -95,8 +98,24 @@ export class RunAdmission {
     signal?.throwIfAborted();
     const appended = await this.deps.eventLog.appendRequest(event, messageId);
     // The projector writes the same row from the log; this one is there for a GET that
-    // comes before the projector has caught up.
-    await insertRequestedRun(sqlOf(this.deps.orm), appended.seq, event);
+    // comes before the projector has caught up. The run is accepted once it is in the log,
+    // so a database outage here delays the row, it does not undo the run.
+    const written = insertRequestedRun(sqlOf(this.deps.orm), appended.seq, event).then(
+      () => true,
+      (error: unknown) => {
+        this.deps.logger.warn(
+          { err: error, runId: appended.seq },
+          'pending row left to the projector',
+        );
+        return false;
+      },
+    );
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      written,
+      new Promise((resolve) => (timer = setTimeout(resolve, pendingRowWaitMs))),
+    ]);
+    clearTimeout(timer);
     return { outcome: 'accepted', runId: appended.seq, duplicate: appended.duplicate };
   }
 

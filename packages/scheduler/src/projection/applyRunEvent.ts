@@ -1,0 +1,255 @@
+import type {
+  RunClaimed,
+  RunEvent,
+  RunFinished,
+  RunOutputChunk,
+  RunRejected,
+  RunStarted,
+} from '@pipeline/events';
+import type { Logger } from 'pino';
+import { type Sql, toSqlDateTime } from '../db/sql.ts';
+import { localDate } from '../http/runView.ts';
+import { isGroupOwner } from '../submission/parseSubmission.ts';
+import { insertRequestedRun } from './runRows.ts';
+
+export interface ProjectionContext {
+  /** `TIME_ZONE`: statistics count a run on the day it finished there. */
+  timeZone: string;
+  logger: Logger;
+}
+
+/**
+ * Applies one event of the log to the read model. Every step is idempotent and never moves
+ * a run backwards (a late `RunStarted` does not reopen a finished run), so a batch that is
+ * applied again after a crash changes nothing; the checkpoint makes that rare anyway.
+ */
+export async function applyRunEvent(
+  sql: Sql,
+  seq: number,
+  event: RunEvent,
+  context: ProjectionContext,
+): Promise<void> {
+  switch (event.type) {
+    case 'RunRequested':
+      await insertRequestedRun(sql, seq, event);
+      if (event.data.operator !== null) await recordOperator(sql, seq, event.data.operator);
+      return;
+    case 'RunClaimed':
+      return await applyClaimed(sql, event);
+    case 'RunStarted':
+      return await applyStarted(sql, event);
+    case 'RunOutputChunk':
+      return await applyOutputChunk(sql, event);
+    case 'RunFinished':
+      return await applyFinished(sql, event, context);
+    case 'RunRejected':
+      return await applyRejected(sql, event, context);
+    case 'RunCancelRequested':
+      // TODO(#1): cancellation has no read-model effect yet; the run ends with the starter's
+      // RunFinished {cancelled: true}, or through the claim being refused.
+      context.logger.info({ runId: event.runId }, 'run cancel requested');
+      return;
+  }
+}
+
+async function recordOperator(sql: Sql, runId: number, operator: string): Promise<void> {
+  await sql.run(
+    `INSERT INTO run_detail (run_id, operator) VALUES (?, ?)
+     ON DUPLICATE KEY UPDATE operator = COALESCE(operator, VALUES(operator))`,
+    [runId, operator],
+  );
+}
+
+async function applyClaimed(sql: Sql, event: RunClaimed): Promise<void> {
+  await sql.run(
+    `INSERT INTO run_detail (run_id, starter_id, claimed_at) VALUES (?, ?, ?)
+     ON DUPLICATE KEY UPDATE
+       starter_id = COALESCE(starter_id, VALUES(starter_id)),
+       claimed_at = COALESCE(claimed_at, VALUES(claimed_at))`,
+    [event.runId, event.data.starterId, toSqlDateTime(event.occurredAt)],
+  );
+}
+
+async function applyStarted(sql: Sql, event: RunStarted): Promise<void> {
+  await sql.run(
+    `UPDATE script_log SET state = 'running', started_at = ?
+     WHERE id = ? AND (state IS NULL OR state = 'pending')`,
+    [toSqlDateTime(event.occurredAt), event.runId],
+  );
+  await sql.run(
+    `INSERT INTO run_detail (run_id, starter_id) VALUES (?, ?)
+     ON DUPLICATE KEY UPDATE starter_id = COALESCE(starter_id, VALUES(starter_id))`,
+    [event.runId, event.data.starterId],
+  );
+}
+
+async function applyOutputChunk(sql: Sql, event: RunOutputChunk): Promise<void> {
+  // Kept only while the run is open: a chunk replayed after its run finished is not needed.
+  await sql.run(
+    `INSERT INTO run_output_chunk (run_id, chunk_index, text)
+     SELECT id, ?, ? FROM script_log WHERE id = ? AND (state IS NULL OR state <> 'finished')
+     ON DUPLICATE KEY UPDATE text = VALUES(text)`,
+    [event.data.index, event.data.text, event.runId],
+  );
+}
+
+interface OpenRun {
+  id: number;
+  dtable_uuid: string;
+  owner: string | null;
+  org_id: number | null;
+  state: string | null;
+}
+
+/** The run's row, locked, when it exists and is not finished yet; null otherwise (logged). */
+async function openRunFor(
+  sql: Sql,
+  event: RunFinished | RunRejected,
+  context: ProjectionContext,
+): Promise<OpenRun | null> {
+  const [run] = await sql.all<OpenRun>(
+    'SELECT id, dtable_uuid, owner, org_id, state FROM script_log WHERE id = ? FOR UPDATE',
+    [event.runId],
+  );
+  if (!run) {
+    context.logger.warn({ runId: event.runId, type: event.type }, 'end of an unknown run ignored');
+    return null;
+  }
+  if (run.state === 'finished') {
+    context.logger.warn(
+      { runId: event.runId, type: event.type },
+      'run already finished, event ignored',
+    );
+    return null;
+  }
+  return run;
+}
+
+async function applyFinished(
+  sql: Sql,
+  event: RunFinished,
+  context: ProjectionContext,
+): Promise<void> {
+  const run = await openRunFor(sql, event, context);
+  if (!run) return;
+  const finished = event.data;
+  const output = await assembleOutput(sql, event, context);
+
+  await sql.run(
+    `UPDATE script_log
+     SET state = 'finished', success = ?, return_code = ?, output = ?, finished_at = ?,
+         started_at = COALESCE(?, started_at)
+     WHERE id = ?`,
+    [
+      finished.success,
+      finished.returnCode,
+      output,
+      toSqlDateTime(finished.finishedAt),
+      finished.startedAt === null ? null : toSqlDateTime(finished.startedAt),
+      event.runId,
+    ],
+  );
+  await sql.run('DELETE FROM run_output_chunk WHERE run_id = ?', [event.runId]);
+  await sql.run(
+    `INSERT INTO run_detail
+       (run_id, starter_id, duration_ms, timed_out, out_of_memory, cancelled, lost, output_truncated)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+     ON DUPLICATE KEY UPDATE
+       starter_id = COALESCE(starter_id, VALUES(starter_id)),
+       duration_ms = VALUES(duration_ms), timed_out = VALUES(timed_out),
+       out_of_memory = VALUES(out_of_memory), cancelled = VALUES(cancelled),
+       lost = VALUES(lost), output_truncated = VALUES(output_truncated)`,
+    [
+      event.runId,
+      finished.starterId,
+      finished.durationMs,
+      finished.timedOut,
+      finished.outOfMemory,
+      finished.cancelled,
+      finished.lost,
+      finished.outputTruncated,
+    ],
+  );
+  // Only a run that really ran counts: not a dispatch failure, not a lost run.
+  if (finished.startedAt !== null && !finished.lost) {
+    await countRun(sql, run, finished.startedAt, finished.finishedAt, context.timeZone);
+  }
+}
+
+async function assembleOutput(
+  sql: Sql,
+  event: RunFinished,
+  context: ProjectionContext,
+): Promise<string> {
+  if (event.data.outputChunks === 0) return event.data.output;
+  const chunks = await sql.all<{ text: string }>(
+    'SELECT text FROM run_output_chunk WHERE run_id = ? ORDER BY chunk_index',
+    [event.runId],
+  );
+  if (chunks.length !== event.data.outputChunks) {
+    context.logger.warn(
+      { runId: event.runId, expected: event.data.outputChunks, found: chunks.length },
+      'output chunks missing',
+    );
+  }
+  return chunks.map((chunk) => chunk.text).join('') + event.data.output;
+}
+
+async function applyRejected(
+  sql: Sql,
+  event: RunRejected,
+  context: ProjectionContext,
+): Promise<void> {
+  const run = await openRunFor(sql, event, context);
+  if (!run) return;
+  await sql.run(
+    `UPDATE script_log SET state = 'finished', success = 0, return_code = -1, output = ?, finished_at = ?
+     WHERE id = ?`,
+    [event.data.output, toSqlDateTime(event.occurredAt), event.runId],
+  );
+  await sql.run('DELETE FROM run_output_chunk WHERE run_id = ?', [event.runId]);
+  await sql.run(
+    `INSERT INTO run_detail (run_id, rejected_reason) VALUES (?, ?)
+     ON DUPLICATE KEY UPDATE rejected_reason = VALUES(rejected_reason)`,
+    [event.runId, event.data.reason],
+  );
+}
+
+/**
+ * +1 run and +run time on the day the run finished, per base, per org (unless -1) and per
+ * user (unless a group), as the original's statistics tables hold them.
+ */
+async function countRun(
+  sql: Sql,
+  run: OpenRun,
+  startedAt: string,
+  finishedAt: string,
+  timeZone: string,
+): Promise<void> {
+  const finishedInstant = new Date(finishedAt);
+  const seconds = Math.max(0, (finishedInstant.getTime() - new Date(startedAt).getTime()) / 1000);
+  const runDate = localDate(finishedInstant, timeZone);
+  const updateAt = toSqlDateTime(finishedInstant);
+  const add = `ON DUPLICATE KEY UPDATE total_run_count = total_run_count + 1,
+    total_run_time = total_run_time + VALUES(total_run_time), update_at = VALUES(update_at)`;
+
+  await sql.run(
+    `INSERT INTO dtable_run_script_statistics (dtable_uuid, run_date, total_run_count, total_run_time, update_at)
+     VALUES (?, ?, 1, ?, ?) ${add}`,
+    [run.dtable_uuid, runDate, seconds, updateAt],
+  );
+  if (run.org_id !== null && run.org_id !== -1) {
+    await sql.run(
+      `INSERT INTO org_run_script_statistics (org_id, run_date, total_run_count, total_run_time, update_at)
+       VALUES (?, ?, 1, ?, ?) ${add}`,
+      [run.org_id, runDate, seconds, updateAt],
+    );
+  }
+  if (run.owner && !isGroupOwner(run.owner)) {
+    await sql.run(
+      `INSERT INTO user_run_script_statistics (username, org_id, run_date, total_run_count, total_run_time, update_at)
+       VALUES (?, ?, ?, 1, ?, ?) ${add}, org_id = VALUES(org_id)`,
+      [run.owner, run.org_id ?? -1, runDate, seconds, updateAt],
+    );
+  }
+}

@@ -1,0 +1,190 @@
+import type { MikroORM } from '@mikro-orm/mariadb';
+import { type ConsumerMessages, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
+import { decodeEvent, type RunEvent, runIdFromLifecycleSubject, subjects } from '@pipeline/events';
+import type { Logger } from 'pino';
+import { inTransaction, sqlOf } from '../db/sql.ts';
+import type { RunEventLog } from '../messaging/eventLog.ts';
+import { applyRunEvent } from './applyRunEvent.ts';
+import { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
+
+export interface RunProjectionDeps {
+  orm: MikroORM;
+  eventLog: RunEventLog;
+  timeZone: string;
+  logger: Logger;
+  /** Events applied per transaction at most. @default 500 */
+  batchSize?: number;
+}
+
+const retryDelaysMs = [250, 500, 1000, 2000, 5000];
+
+/**
+ * Projects the whole log into MariaDB. It resumes after the checkpoint with an ordered
+ * consumer (no durable state on the server), and applies what arrived as one transaction
+ * that also moves the checkpoint, so a crash, an outage or a redelivery can neither skip an
+ * event nor count one twice (BC-17). When NATS or MariaDB fail it starts over from the
+ * checkpoint, with a back-off, until it is stopped.
+ */
+export class RunProjection {
+  private readonly deps: RunProjectionDeps;
+  private readonly logger: Logger;
+  private readonly batchSize: number;
+  private appliedThrough = 0;
+  private waiters: { seq: number; resolve: () => void }[] = [];
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  private messages: ConsumerMessages | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(deps: RunProjectionDeps) {
+    this.deps = deps;
+    this.logger = deps.logger.child({ component: 'projection' });
+    this.batchSize = deps.batchSize ?? 500;
+  }
+
+  /** The last stream sequence applied and committed by this projector. */
+  get position(): number {
+    return this.appliedThrough;
+  }
+
+  start(): void {
+    if (this.loop) return;
+    this.stopped = false;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.messages?.close().catch(() => {});
+    this.wake?.();
+    await this.loop;
+    this.loop = undefined;
+  }
+
+  /** Resolves once the event at `seq` (and all before it) is in the read model. */
+  async waitFor(seq: number): Promise<void> {
+    if (this.appliedThrough >= seq) return;
+    await new Promise<void>((resolve) => this.waiters.push({ seq, resolve }));
+  }
+
+  private async run(): Promise<void> {
+    for (let failures = 0; !this.stopped; ) {
+      try {
+        await this.followFromCheckpoint();
+        failures = 0;
+      } catch (error) {
+        if (this.stopped) break;
+        const delayMs = retryDelaysMs[Math.min(failures, retryDelaysMs.length - 1)] ?? 5000;
+        failures += 1;
+        this.logger.warn(
+          { err: error, attempt: failures, delayMs },
+          'projection interrupted, resuming from the checkpoint',
+        );
+        await sleep(delayMs);
+      }
+    }
+  }
+
+  private async followFromCheckpoint(): Promise<void> {
+    const checkpoint = await readCheckpoint(sqlOf(this.deps.orm));
+    this.advance(checkpoint);
+    const { jetStream, naming } = this.deps.eventLog;
+    const consumer = await jetStream.consumers.get(naming.stream, {
+      filter_subjects: subjects.all(naming),
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: checkpoint + 1,
+    });
+    const arrived: JsMsg[] = [];
+    const messages = await consumer.consume({
+      max_messages: 256,
+      callback: (message) => {
+        arrived.push(message);
+        this.wake?.();
+      },
+    });
+    this.messages = messages;
+    const closed = messages.closed().then((reason) => reason ?? new Error('consumer closed'));
+    this.logger.info({ fromSequence: checkpoint + 1 }, 'projection following the log');
+    try {
+      await this.applyAsTheyArrive(arrived, closed);
+    } finally {
+      this.messages = undefined;
+      await messages.close().catch(() => {});
+    }
+  }
+
+  private async applyAsTheyArrive(arrived: JsMsg[], closed: Promise<Error>): Promise<void> {
+    let caughtUpLogged = false;
+    while (!this.stopped) {
+      if (arrived.length === 0) {
+        const woken = new Promise<'woken'>((resolve) => {
+          this.wake = () => resolve('woken');
+        });
+        const outcome = await Promise.race([woken, closed]);
+        this.wake = undefined;
+        if (outcome !== 'woken') {
+          if (this.stopped) return;
+          throw outcome;
+        }
+        continue;
+      }
+      const batch = arrived.splice(0, this.batchSize);
+      await this.applyBatch(batch);
+      const last = batch[batch.length - 1];
+      if (!caughtUpLogged && arrived.length === 0 && last?.info.pending === 0) {
+        caughtUpLogged = true;
+        this.logger.info({ position: this.appliedThrough }, 'projection caught up');
+      }
+    }
+  }
+
+  private async applyBatch(batch: JsMsg[]): Promise<void> {
+    const context = { timeZone: this.deps.timeZone, logger: this.logger };
+    const applied = await inTransaction(this.deps.orm, async (sql) => {
+      const checkpoint = await readCheckpoint(sql, { lock: true });
+      let last = checkpoint;
+      for (const message of batch) {
+        if (message.seq <= last) continue;
+        const event = this.eventOf(message);
+        if (event) await applyRunEvent(sql, message.seq, event, context);
+        last = message.seq;
+      }
+      if (last > checkpoint) await writeCheckpoint(sql, last);
+      return last;
+    });
+    this.advance(applied);
+  }
+
+  /** The decoded event, or null (logged) when the message is not a valid event where it is. */
+  private eventOf(message: JsMsg): RunEvent | null {
+    const { naming } = this.deps.eventLog;
+    const where = { seq: message.seq, subject: message.subject };
+    const decoded = decodeEvent(message.data);
+    if (!decoded.ok) {
+      this.logger.warn({ ...where, reason: decoded.reason }, 'malformed event skipped');
+      return null;
+    }
+    const event = decoded.value;
+    const expectedSubject =
+      event.type === 'RunRequested'
+        ? message.subject === subjects.requested(naming)
+        : runIdFromLifecycleSubject(naming, message.subject) === event.runId;
+    if (!expectedSubject) {
+      this.logger.warn({ ...where, type: event.type }, 'event on the wrong subject skipped');
+      return null;
+    }
+    return event;
+  }
+
+  private advance(seq: number): void {
+    if (seq <= this.appliedThrough) return;
+    this.appliedThrough = seq;
+    const ready = this.waiters.filter((waiter) => waiter.seq <= seq);
+    this.waiters = this.waiters.filter((waiter) => waiter.seq > seq);
+    for (const waiter of ready) waiter.resolve();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
