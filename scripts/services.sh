@@ -55,7 +55,8 @@ ensure_mariadb() {
   # --oknodo: nothing happens when a mariadbd is already running.
   services_say "starting mariadbd unless it runs"
   mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
-  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  # --user: Debian's own configuration leaves the user unset, and mariadbd refuses to run as root.
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
   local attempt
   for attempt in $(seq 1 60); do
     if mariadb_answers; then return 0; fi
