@@ -56,3 +56,11 @@ export function toSqlDateTime(instant: Date | string): string {
   const date = typeof instant === 'string' ? new Date(instant) : instant;
   return date.toISOString().replace('T', ' ').replace('Z', '');
 }
+
+/** A DATETIME as the driver returns it (`2026-12-04 13:03:07.123456`, UTC) as an instant. */
+export function fromSqlDateTime(value: string | Date | null): Date | null {
+  if (value === null) return null;
+  if (value instanceof Date) return value;
+  const instant = new Date(`${value.replace(' ', 'T').slice(0, 23)}Z`);
+  return Number.isNaN(instant.getTime()) ? null : instant;
+}

@@ -1,0 +1,168 @@
+import type { MikroORM } from '@mikro-orm/mariadb';
+import { type KV, Kvm } from '@nats-io/kv';
+import {
+  bucketNames,
+  decodeWith,
+  outputTexts,
+  type RunFinished,
+  starterHeartbeatSchema,
+} from '@pipeline/events';
+import type { Logger } from 'pino';
+import { fromSqlDateTime, sqlOf, toSqlDateTime } from '../db/sql.ts';
+import type { RunEventLog } from '../messaging/eventLog.ts';
+
+export interface LostRunWatchdogDeps {
+  orm: MikroORM;
+  eventLog: RunEventLog;
+  /** `PYTHON_PROCESS_TIMEOUT`: a run's own deadline. */
+  timeoutSeconds: number;
+  /** Extra time after the deadline before a silent starter's run counts as lost. */
+  graceSeconds: number;
+  intervalSeconds: number;
+  logger: Logger;
+  now?: () => Date;
+}
+
+/** Starters beat every few seconds and their entries live 30 s; older ones are gone. */
+export const heartbeatStaleMs = 30_000;
+const candidatesPerSweep = 500;
+
+interface OpenClaimedRun {
+  id: number;
+  started_at: string | null;
+  claimed_at: string | null;
+  starter_id: string;
+}
+
+/**
+ * Ends runs that a starter claimed but will never finish: past their deadline plus a grace
+ * period, and their starter has no live heartbeat in the fleet bucket. The run gets a
+ * `RunFinished {lost: true}` (never a second execution), appended only if nothing was
+ * appended for the run since the watchdog looked, so a late real result still wins.
+ */
+export class LostRunWatchdog {
+  private readonly deps: LostRunWatchdogDeps;
+  private readonly logger: Logger;
+  private readonly now: () => Date;
+  private timer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<number> | undefined;
+  private fleet: KV | undefined;
+
+  constructor(deps: LostRunWatchdogDeps) {
+    this.deps = deps;
+    this.logger = deps.logger.child({ component: 'watchdog' });
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.sweepOnce(), this.deps.intervalSeconds * 1000);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.sweeping?.catch(() => 0);
+  }
+
+  /** One pass; resolves with the number of runs it ended. Never throws. */
+  async sweepOnce(): Promise<number> {
+    if (this.sweeping) return await this.sweeping;
+    this.sweeping = this.sweep()
+      .catch((error: unknown) => {
+        this.logger.warn({ err: error }, 'lost-run sweep failed, retrying at the next interval');
+        return 0;
+      })
+      .finally(() => {
+        this.sweeping = undefined;
+      });
+    return await this.sweeping;
+  }
+
+  private async sweep(): Promise<number> {
+    const now = this.now();
+    const cutoff = new Date(
+      now.getTime() - (this.deps.timeoutSeconds + this.deps.graceSeconds) * 1000,
+    );
+    const candidates = await sqlOf(this.deps.orm).all<OpenClaimedRun>(
+      `SELECT s.id, CAST(s.started_at AS CHAR) AS started_at, CAST(d.claimed_at AS CHAR) AS claimed_at,
+              d.starter_id
+       FROM script_log s JOIN run_detail d ON d.run_id = s.id
+       WHERE s.state IN ('pending', 'running') AND d.starter_id IS NOT NULL
+         AND COALESCE(s.started_at, d.claimed_at) < ?
+       ORDER BY s.id LIMIT ${candidatesPerSweep}`,
+      [toSqlDateTime(cutoff)],
+    );
+    if (candidates.length === 0) return 0;
+
+    const liveness = new Map<string, boolean>();
+    let ended = 0;
+    for (const run of candidates) {
+      let alive = liveness.get(run.starter_id);
+      if (alive === undefined) {
+        alive = await this.hasLiveHeartbeat(run.starter_id, now);
+        liveness.set(run.starter_id, alive);
+      }
+      if (alive) continue;
+      if (await this.endAsLost(run, now)) ended += 1;
+    }
+    return ended;
+  }
+
+  private async hasLiveHeartbeat(starterId: string, now: Date): Promise<boolean> {
+    const fleet = await this.openFleet();
+    const entry = await fleet.get(starterId);
+    if (entry?.operation !== 'PUT') return false;
+    const heartbeat = decodeWith(starterHeartbeatSchema, entry.value);
+    const beatAt = heartbeat.ok ? new Date(heartbeat.value.at) : entry.created;
+    return now.getTime() - beatAt.getTime() <= heartbeatStaleMs;
+  }
+
+  private async openFleet(): Promise<KV> {
+    if (this.fleet) return this.fleet;
+    const kvm = new Kvm(this.deps.eventLog.jetStream);
+    const name = bucketNames.fleet(this.deps.eventLog.naming);
+    // Same settings as the starters use, so whoever comes first creates it.
+    this.fleet = await kvm
+      .create(name, { ttl: heartbeatStaleMs, history: 1 })
+      .catch(() => kvm.open(name));
+    return this.fleet;
+  }
+
+  private async endAsLost(run: OpenClaimedRun, now: Date): Promise<boolean> {
+    const last = await this.deps.eventLog.lastEventOf(run.id);
+    const lastType = last?.event?.type;
+    // The projector has not caught up with an end that is already in the log.
+    if (lastType === 'RunFinished' || lastType === 'RunRejected') return false;
+
+    const startedAt = fromSqlDateTime(run.started_at);
+    const event: RunFinished = {
+      type: 'RunFinished',
+      schemaVersion: 1,
+      occurredAt: now.toISOString(),
+      runId: run.id,
+      data: {
+        success: false,
+        returnCode: -1,
+        output: outputTexts.lost,
+        outputChunks: 0,
+        outputTruncated: false,
+        startedAt: startedAt?.toISOString() ?? null,
+        finishedAt: now.toISOString(),
+        durationMs: startedAt ? Math.max(0, now.getTime() - startedAt.getTime()) : 0,
+        timedOut: false,
+        outOfMemory: false,
+        cancelled: false,
+        lost: true,
+        starterId: run.starter_id,
+      },
+    };
+    const appended = await this.deps.eventLog.appendIfUnchanged(event, last?.seq ?? 0);
+    if (appended.outcome === 'appended') {
+      this.logger.warn({ runId: run.id, starterId: run.starter_id }, 'run ended as lost');
+      return true;
+    }
+    return false;
+  }
+}
