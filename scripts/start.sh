@@ -9,16 +9,20 @@
 #   SEATABLE_SERVER_URL unset  the SeaTable stand-in with the sample scripts
 #   PYTHON_SCHEDULER_AUTH_TOKEN unset  a random token, kept in .run/token across restarts
 # and then one scheduler (SCHEDULER_HOST:SCHEDULER_PORT, 127.0.0.1:5055) and one starter.
-# Logs go to .run/logs/. Ctrl-C or SIGTERM stops everything it started, newest first.
+# Logs go to .run/logs/ (PIPELINE_RUN_DIR moves .run). Ctrl-C or SIGTERM stops everything it
+# started, newest first.
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 source scripts/toolchain.sh
 source scripts/services.sh
 
-run_dir="$repo_root/.run"
+# PIPELINE_RUN_DIR: where logs, the made-up token and the local NATS data go (tests use their own).
+run_dir="${PIPELINE_RUN_DIR:-$repo_root/.run}"
 log_dir="$run_dir/logs"
+run_label="${run_dir#"$repo_root/"}"
 mkdir -p "$log_dir"
+: >"$run_dir/pids"
 say() { printf 'start: %s\n' "$*" >&2; }
 
 children=()
@@ -55,6 +59,7 @@ start_child() {
   setsid "$@" >>"$log_dir/$name.log" 2>&1 </dev/null &
   children+=("$!")
   child_names+=("$name")
+  echo "$name $!" >>"$run_dir/pids"
 }
 
 child_alive() { kill -0 "${children[-1]}" 2>/dev/null; }
@@ -62,7 +67,7 @@ child_alive() { kill -0 "${children[-1]}" 2>/dev/null; }
 port_in_use() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 fail_with_log() {
-  say "error: $1; the last lines of .run/logs/$2.log:"
+  say "error: $1; the last lines of $run_label/logs/$2.log:"
   tail -n 20 "$log_dir/$2.log" >&2 || true
   exit 1
 }
@@ -105,7 +110,7 @@ EOF
   start_child nats "$NATS_SERVER_BIN" -c "$run_dir/nats/nats.conf"
   wait_until "port_in_use 127.0.0.1 $nats_port" nats 30
   export NATS_URL="nats://127.0.0.1:$nats_port"
-  say "NATS: project-local nats-server on $NATS_URL, data in .run/nats"
+  say "NATS: project-local nats-server on $NATS_URL, data in $run_label/nats"
 else
   say "NATS: $NATS_URL (NATS_URL)"
 fi
@@ -129,7 +134,7 @@ if [ -z "${PYTHON_SCHEDULER_AUTH_TOKEN:-}" ]; then
   fi
   PYTHON_SCHEDULER_AUTH_TOKEN="$(cat "$run_dir/token")"
   export PYTHON_SCHEDULER_AUTH_TOKEN
-  say "token: made up and kept in .run/token: $PYTHON_SCHEDULER_AUTH_TOKEN"
+  say "token: made up and kept in $run_label/token: $PYTHON_SCHEDULER_AUTH_TOKEN"
 else
   say "token: PYTHON_SCHEDULER_AUTH_TOKEN"
 fi
@@ -167,7 +172,7 @@ body="{\"dtable_uuid\":\"$base_uuid\",\"script_name\":\"hello.py\",\"owner\":\"s
 [ "$standin" = 1 ] && cat "$log_dir/standin.log" | grep -v '^{' >&2 || true
 cat <<EOF
 
-ready: the pipeline answers on $scheduler_url (logs in .run/logs/, Ctrl-C stops it)
+ready: the pipeline answers on $scheduler_url (logs in $run_label/logs/, Ctrl-C stops it)
 submit the sample hello.py:
   id=\$(curl -s -X POST '$scheduler_url/run-script/' -H '$auth' -H 'Content-Type: application/json' -d '$body' | tr -dc 0-9); echo "script_id \$id"
 poll its result:
@@ -183,7 +188,7 @@ set -e
 if [ "$stopping" = 0 ]; then
   for index in "${!children[@]}"; do
     kill -0 "${children[$index]}" 2>/dev/null ||
-      say "${child_names[$index]} exited (status $status); see .run/logs/${child_names[$index]}.log"
+      say "${child_names[$index]} exited (status $status); see $run_label/logs/${child_names[$index]}.log"
   done
   exit 1
 fi
