@@ -1,0 +1,76 @@
+import type { MikroORM } from '@mikro-orm/mariadb';
+import type { JetStreamManager } from '@nats-io/jetstream';
+import {
+  defaultStreamOptions,
+  ensureStream,
+  isNotFound,
+  type Naming,
+  type StreamOptions,
+  streamConfig,
+} from '@pipeline/events';
+import type { Logger } from 'pino';
+import { sqlOf } from '../db/sql.ts';
+
+/** A start-up problem that waiting will not fix; the process stops with its message. */
+export class StartupError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'StartupError';
+  }
+}
+
+/**
+ * Makes sure the log exists. Run ids are stream sequences, and an installation adopted from
+ * the original already has run ids: a new stream then starts above the highest one
+ * (`first_seq`, NATS 2.10 and later), so an old id is never given to a new run.
+ */
+export async function ensureEventLog(
+  manager: JetStreamManager,
+  naming: Naming,
+  settings: Pick<StreamOptions, 'maxAgeSeconds' | 'maxBytes' | 'replicas'>,
+  orm: MikroORM,
+  logger: Logger,
+): Promise<void> {
+  const options: StreamOptions = { ...defaultStreamOptions, ...settings };
+  const exists = await manager.streams.info(naming.stream).then(
+    () => true,
+    (error: unknown) => {
+      if (isNotFound(error)) return false;
+      throw error;
+    },
+  );
+  if (!exists) {
+    const highestRunId = await highestExistingRunId(orm);
+    if (highestRunId > 0) {
+      await manager.streams
+        .add({ ...streamConfig(naming, options), first_seq: highestRunId + 1 })
+        .catch((error: unknown) => {
+          throw new StartupError(
+            `the read model already holds runs (or a checkpoint) up to ${highestRunId}, so the log must start above it, ` +
+              `which needs NATS 2.10 or later (${(error as Error).message})`,
+            { cause: error },
+          );
+        });
+      logger.info(
+        { stream: naming.stream, firstSequence: highestRunId + 1 },
+        'event log created above the adopted run ids',
+      );
+      return;
+    }
+  }
+  const outcome = await ensureStream(manager, naming, options);
+  logger.info({ stream: naming.stream, outcome }, 'event log ready');
+}
+
+/**
+ * The highest run id or projected sequence: a log recreated after it was lost must also
+ * start above the checkpoint, or the projector would skip its first events.
+ */
+async function highestExistingRunId(orm: MikroORM): Promise<number> {
+  const [row] = await sqlOf(orm).all<{ highest: number | string | null }>(
+    `SELECT GREATEST(
+       COALESCE((SELECT MAX(id) FROM script_log), 0),
+       COALESCE((SELECT MAX(stream_sequence) FROM pipeline_checkpoint), 0)) AS highest`,
+  );
+  return Number(row?.highest ?? 0);
+}

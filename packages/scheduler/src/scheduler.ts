@@ -1,0 +1,177 @@
+import type { MikroORM } from '@mikro-orm/mariadb';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { connect } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import { ClaimResponder } from './claims/claimResponder.ts';
+import type { SchedulerConfig } from './config.ts';
+import { migrateDatabase, openDatabase } from './db/orm.ts';
+import { buildApp } from './http/app.ts';
+import { RunEventLog } from './messaging/eventLog.ts';
+import { ensureEventLog, StartupError } from './messaging/streamSetup.ts';
+import { RunProjection } from './projection/runProjection.ts';
+import { SeaTableClient } from './seatable/seatableClient.ts';
+import { RunAdmission } from './submission/runAdmission.ts';
+import { LostRunWatchdog } from './watchdog/lostRuns.ts';
+
+export interface RunningScheduler {
+  /** Where the HTTP API listens, e.g. `http://127.0.0.1:5055`. */
+  url: string;
+  /** Stops accepting requests, drains the claim and projection work, closes NATS and MariaDB. */
+  stop(): Promise<void>;
+}
+
+const startRetryDelaysMs = [500, 1000, 2000, 5000];
+
+/**
+ * Starts one scheduler: NATS (reconnecting for ever), the log, MariaDB (migrated), the
+ * projector, the claim responder, the watchdog and the HTTP API. Several can run side by
+ * side: claims are a queue group, and the projector serialises on its checkpoint row.
+ */
+export async function startScheduler(
+  config: SchedulerConfig,
+  logger: Logger,
+): Promise<RunningScheduler> {
+  const connection = await connectNats(config, logger);
+  const orm = await untilReady('database', logger, () => openMigratedDatabase(config, logger));
+  const eventLog = await untilReady('event log', logger, () =>
+    RunEventLog.open(connection, config.naming),
+  );
+  const setUpLog = () =>
+    ensureEventLog(eventLog.jetStreamManager, config.naming, config.stream, orm, logger);
+  await untilReady('event log stream', logger, setUpLog);
+  watchConnection(connection, logger, setUpLog);
+
+  const seatable = new SeaTableClient({
+    serverUrl: config.seatableServerUrl,
+    authToken: config.authToken,
+  });
+  const projection = new RunProjection({ orm, eventLog, timeZone: config.timeZone, logger });
+  const claims = new ClaimResponder({
+    connection,
+    eventLog,
+    seatable,
+    dtableWebUrl: config.seatableServerUrl,
+    timeoutSeconds: config.processTimeoutSeconds,
+    logger,
+  });
+  const watchdog = new LostRunWatchdog({
+    orm,
+    eventLog,
+    timeoutSeconds: config.processTimeoutSeconds,
+    graceSeconds: config.watchdogGraceSeconds,
+    intervalSeconds: config.watchdogIntervalSeconds,
+    logger,
+  });
+  projection.start();
+  claims.start();
+  watchdog.start();
+
+  const admission = new RunAdmission({
+    orm,
+    eventLog,
+    seatable,
+    timeZone: config.timeZone,
+    logger,
+  });
+  const app = await buildApp({
+    authToken: config.authToken,
+    timeZone: config.timeZone,
+    maxBodyBytes: config.http.maxBodyBytes,
+    logger,
+    orm,
+    admission,
+  });
+  const url = await app.listen({ host: config.http.host, port: config.http.port });
+  logger.info({ url }, 'scheduler listening');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    stop() {
+      stopping ??= shutDown(logger, [
+        ['http', () => app.close()],
+        ['claims', () => claims.stop()],
+        ['watchdog', () => watchdog.stop()],
+        ['projection', () => projection.stop()],
+        ['nats', () => connection.drain()],
+        ['database', () => orm.close()],
+      ]);
+      return stopping;
+    },
+  };
+}
+
+async function connectNats(config: SchedulerConfig, logger: Logger): Promise<NatsConnection> {
+  const connection = await connect({
+    servers: config.nats.servers,
+    user: config.nats.user,
+    pass: config.nats.password,
+    token: config.nats.token,
+    name: 'pipeline-scheduler',
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 1000,
+    waitOnFirstConnect: true,
+  });
+  logger.info({ server: connection.getServer() }, 'connected to NATS');
+  return connection;
+}
+
+async function openMigratedDatabase(config: SchedulerConfig, logger: Logger): Promise<MikroORM> {
+  const orm = await openDatabase({ ...config.database });
+  try {
+    const applied = await migrateDatabase(orm);
+    if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
+    return orm;
+  } catch (error) {
+    await orm.close(true).catch(() => {});
+    throw error;
+  }
+}
+
+/** Retries a start-up step while its service is not there yet, so start order does not matter. */
+async function untilReady<T>(what: string, logger: Logger, step: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await step();
+    } catch (error) {
+      const delayMs =
+        startRetryDelaysMs[Math.min(attempt - 1, startRetryDelaysMs.length - 1)] ?? 5000;
+      logger.warn(
+        { err: error, dependency: what, attempt, delayMs },
+        'dependency not ready, retrying',
+      );
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
+}
+
+/** Logs the connection's ups and downs and re-creates the stream after a reconnect (BC-16). */
+function watchConnection(
+  connection: NatsConnection,
+  logger: Logger,
+  setUpLog: () => Promise<void>,
+): void {
+  void (async () => {
+    for await (const status of connection.status()) {
+      if (status.type === 'disconnect') logger.warn({ server: status.server }, 'NATS disconnected');
+      if (status.type === 'reconnect') {
+        logger.info({ server: status.server }, 'NATS reconnected');
+        await setUpLog().catch((error: unknown) =>
+          logger.error({ err: error }, 'event log check after reconnect failed'),
+        );
+      }
+    }
+  })();
+}
+
+/** Runs every step even when one fails (each failure is logged), in order. */
+async function shutDown(logger: Logger, steps: [string, () => Promise<unknown>][]): Promise<void> {
+  for (const [name, step] of steps) {
+    try {
+      await step();
+    } catch (error) {
+      logger.warn({ err: error, step: name }, 'shutdown step failed');
+    }
+  }
+  logger.info('scheduler stopped');
+}

@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import {
+  type ClaimReply,
+  claimReplySchema,
+  decodeWith,
+  encodeJson,
+  namingFor,
+  subjects,
+} from '@pipeline/events';
+import { loadConfig } from '../src/config.ts';
+import { ensureEventLog, StartupError } from '../src/messaging/streamSetup.ts';
+import { type RunningScheduler, startScheduler } from '../src/scheduler.ts';
+import { append, runFinished, runStarted } from './support/events.ts';
+import {
+  baseUuid,
+  type Services,
+  standardSubmission,
+  startServices,
+  testLogger,
+} from './support/harness.ts';
+
+let services: Services;
+let scheduler: RunningScheduler;
+let token: string;
+
+before(async () => {
+  services = await startServices('scheduler');
+  token = services.standin.secret;
+  services.standin.setScript({
+    dtableUuid: baseUuid,
+    scriptName: 'hello.py',
+    source: 'print("hello")\n',
+  });
+  const config = loadConfig({
+    PYTHON_SCHEDULER_AUTH_TOKEN: token,
+    SEATABLE_SERVER_URL: services.standin.url,
+    NATS_URL: services.nats.url,
+    PIPELINE_SUBJECT_PREFIX: services.naming.prefix,
+    DB_HOST: services.db.host,
+    DB_PORT: String(services.db.port),
+    DB_ROOT_PASSWD: services.db.password,
+    DATABASE_NAME: services.db.name,
+    TIME_ZONE: 'Europe/Berlin',
+    PYTHON_PROCESS_TIMEOUT: '30',
+  });
+  config.http.port = 0;
+  scheduler = await startScheduler(config, testLogger());
+});
+
+after(async () => {
+  await scheduler?.stop();
+  await services?.close();
+});
+
+async function api(method: string, path: string, body?: unknown): Promise<Response> {
+  return await fetch(`${scheduler.url}${path}`, {
+    method,
+    headers: { authorization: `Token ${token}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    redirect: 'manual',
+  });
+}
+
+async function claim(runId: number): Promise<ClaimReply> {
+  const answer = await services.connection.request(
+    subjects.claims(services.naming),
+    encodeJson({ runId, starterId: 'smoke-starter', host: 'smoke.host', deliveryCount: 1 }),
+    { timeout: 10_000 },
+  );
+  const decoded = decodeWith(claimReplySchema, answer.data);
+  assert.ok(decoded.ok);
+  return decoded.value;
+}
+
+async function pollUntil(runId: number, state: string) {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const response = await api(
+      'GET',
+      `/run-script/${runId}/?dtable_uuid=${baseUuid}&script_name=hello.py`,
+    );
+    const { script } = await response.json();
+    if (script.state === state) return script;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.fail(`run ${runId} never reached ${state}`);
+}
+
+describe('scheduler on a real socket', () => {
+  test('answers ping and redirects on the socket', async () => {
+    const ping = await fetch(`${scheduler.url}/ping/`);
+    assert.equal(ping.status, 200);
+    assert.equal(await ping.text(), 'Pong');
+    const redirected = await api('GET', '/run-script/1?dtable_uuid=x&script_name=y');
+    assert.equal(redirected.status, 308);
+    assert.equal(redirected.headers.get('location'), '/run-script/1/?dtable_uuid=x&script_name=y');
+  });
+
+  test('takes a run from submission through claim, start and finish to the statistics', async () => {
+    const submitted = await api(
+      'POST',
+      '/run-script/',
+      standardSubmission({ script_name: 'hello.py', owner: 'smoke@example.invalid' }),
+    );
+    assert.equal(submitted.status, 200);
+    const { script_id: runId } = await submitted.json();
+
+    const reply = await claim(runId);
+    assert.equal(reply.decision, 'run');
+    assert.ok(reply.decision === 'run');
+    assert.equal(reply.timeoutSeconds, 30);
+    const source = await (await fetch(reply.scriptUrl)).text();
+    assert.equal(source, 'print("hello")\n');
+
+    const startedAt = new Date(Date.now() - 2000);
+    await append(services.eventLog, runStarted(runId, startedAt, 'smoke-starter'));
+    await pollUntil(runId, 'running');
+    await append(
+      services.eventLog,
+      runFinished(runId, startedAt, new Date(), { output: 'hello\n', starterId: 'smoke-starter' }),
+    );
+    const script = await pollUntil(runId, 'finished');
+    assert.deepEqual([script.success, script.return_code, script.output], [true, 0, 'hello\n']);
+    const [stats] = await services.db.query<{ runs: number }>(
+      "SELECT SUM(total_run_count) AS runs FROM user_run_script_statistics WHERE username = 'smoke@example.invalid'",
+    );
+    assert.equal(Number(stats?.runs), 1);
+  });
+});
+
+describe('event log set-up', () => {
+  test('refuses to start a new log below the run ids of an adopted read model on NATS 2.9', async () => {
+    await services.db.query(
+      "INSERT INTO script_log (id, dtable_uuid, owner, org_id, script_name, state) VALUES (900000, ?, 'old@example.invalid', -1, 'old.py', 'finished')",
+      [baseUuid],
+    );
+    const naming = namingFor('adopted');
+    const attempt = ensureEventLog(
+      services.eventLog.jetStreamManager,
+      naming,
+      { maxAgeSeconds: 0, maxBytes: -1, replicas: 1 },
+      services.orm,
+      testLogger(),
+    );
+    await assert.rejects(attempt, (error: unknown) => {
+      assert.ok(error instanceof StartupError);
+      assert.match(error.message, /up to 900000.*NATS 2\.10/);
+      return true;
+    });
+  });
+});
