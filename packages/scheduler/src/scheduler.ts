@@ -134,6 +134,7 @@ async function untilReady<T>(what: string, logger: Logger, step: () => Promise<T
     try {
       return await step();
     } catch (error) {
+      if (error instanceof StartupError) throw error;
       const delayMs =
         startRetryDelaysMs[Math.min(attempt - 1, startRetryDelaysMs.length - 1)] ?? 5000;
       logger.warn(

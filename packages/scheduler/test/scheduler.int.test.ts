@@ -79,7 +79,9 @@ async function pollUntil(runId: number, state: string) {
       'GET',
       `/run-script/${runId}/?dtable_uuid=${baseUuid}&script_name=hello.py`,
     );
-    const { script } = await response.json();
+    const { script } = (await response.json()) as {
+      script: { state: string } & Record<string, unknown>;
+    };
     if (script.state === state) return script;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -103,7 +105,7 @@ describe('scheduler on a real socket', () => {
       standardSubmission({ script_name: 'hello.py', owner: 'smoke@example.invalid' }),
     );
     assert.equal(submitted.status, 200);
-    const { script_id: runId } = await submitted.json();
+    const { script_id: runId } = (await submitted.json()) as { script_id: number };
 
     const reply = await claim(runId);
     assert.equal(reply.decision, 'run');
