@@ -20,3 +20,20 @@ export function delay(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', done, { once: true });
   });
 }
+
+/** `work`'s result, or `timedOut` once `ms` passed; the timer never outlives the race. */
+export async function settleWithin<T, F>(
+  work: Promise<T>,
+  ms: number,
+  timedOut: F,
+): Promise<T | F> {
+  let timer: NodeJS.Timeout | undefined;
+  const expiry = new Promise<F>((resolve) => {
+    timer = setTimeout(() => resolve(timedOut), ms);
+  });
+  try {
+    return await Promise.race([work, expiry]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

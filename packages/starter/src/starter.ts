@@ -13,6 +13,7 @@ import { Heartbeat } from './fleet/heartbeat.ts';
 import { RunEventPublisher } from './publishing/runEventPublisher.ts';
 import { DockerSandbox } from './sandbox/dockerSandbox.ts';
 import { removeOrphans } from './sandbox/orphanSweep.ts';
+import type { EngineEndpoint } from './sandbox/outputAttach.ts';
 
 export interface RunningStarter {
   readonly starterId: string;
@@ -30,7 +31,12 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
   const log = logger.child({ starterId: config.starterId });
   log.info(describeConfig(config), 'starter starting');
 
-  const sandbox = new DockerSandbox(dockerClient(config.docker), log, RUN_ID_LABEL);
+  const sandbox = new DockerSandbox(
+    dockerClient(config.docker),
+    log,
+    RUN_ID_LABEL,
+    engineEndpoint(config.docker),
+  );
   if (!(await sandbox.imageExists(config.sandbox.image))) {
     throw new Error(
       `runner image ${config.sandbox.image} is not on the Docker engine (PYTHON_RUNNER_IMAGE)`,
@@ -120,6 +126,11 @@ function dockerClient(connection: DockerConnection): Docker {
     port: connection.port,
     protocol: connection.protocol,
   });
+}
+
+function engineEndpoint(connection: DockerConnection): EngineEndpoint | null {
+  if (connection.kind === 'socket') return { path: connection.socketPath };
+  return connection.protocol === 'http' ? { host: connection.host, port: connection.port } : null;
 }
 
 async function connectNats(config: StarterConfig): Promise<NatsConnection> {

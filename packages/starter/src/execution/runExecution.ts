@@ -1,9 +1,9 @@
-import type { Readable, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { type ClaimReply, outputTexts, type RunFinished } from '@pipeline/events';
 import { containerCreateOptions, type SandboxProfile } from '@pipeline/runner';
 import type { Logger } from 'pino';
 import type { RunEventPublisher } from '../publishing/runEventPublisher.ts';
-import { delay } from '../retry.ts';
+import { delay, settleWithin } from '../retry.ts';
 import { OutputCollector } from '../sandbox/outputCollector.ts';
 import {
   type SandboxContainer,
@@ -112,14 +112,15 @@ export class RunExecution {
     log: Logger,
   ): Promise<void> {
     const collector = new OutputCollector(this.settings.outputLimit);
-    const streams: Array<Readable | Writable> = [];
+    const streams: Array<{ destroy(): void }> = [];
     let started: Promise<void> | null = null;
     let startedAt: Date | null = null;
     let finished: RunFinished['data'];
     try {
-      const output = await this.sandbox.attachOutput(container);
-      streams.push(output);
-      const outputEnded = collectInto(output, collector);
+      const output = await this.sandbox.attachOutput(container, (bytes, length) =>
+        collector.push(bytes, length),
+      );
+      streams.push({ destroy: () => output.close() });
       const input = await this.sandbox.attachInput(container);
       streams.push(input);
 
@@ -145,7 +146,7 @@ export class RunExecution {
         assignment.grant.timeoutSeconds,
         log,
       );
-      await Promise.race([outputEnded, delay(outputDrainMs)]);
+      await settleWithin(output.ended, outputDrainMs, null);
       collector.end();
       const exit = await this.sandbox.inspectExit(container).catch((error: unknown) => {
         log.warn({ err: error }, 'container inspect failed');
@@ -199,8 +200,11 @@ export class RunExecution {
     await this.sandbox
       .stop(container, this.settings.stopGraceSeconds)
       .catch((error: unknown) => log.warn({ err: error }, 'container stop failed'));
-    const slack = delay(this.settings.stopGraceSeconds * 1000 + stopSlackMs).then(() => null);
-    const exitCode = await Promise.race([exited.catch(() => null), slack]);
+    const exitCode = await settleWithin(
+      exited.catch(() => null),
+      this.settings.stopGraceSeconds * 1000 + stopSlackMs,
+      null,
+    );
     return { exitCode, timedOut: true, startedAt, deadlineAt, endedAt: new Date() };
   }
 
@@ -318,19 +322,9 @@ export class RunExecution {
         return true;
       },
     );
-    const gaveUp = await Promise.race([removed, delay(removeTimeoutMs).then(() => false)]);
-    if (!gaveUp) log.error('container removal did not finish in time');
+    const settled = await settleWithin(removed, removeTimeoutMs, false);
+    if (!settled) log.error('container removal did not finish in time');
   }
-}
-
-/** Feeds the attach stream into the collector; resolves when the stream ends or breaks. */
-function collectInto(output: Readable, collector: OutputCollector): Promise<void> {
-  return new Promise((resolve) => {
-    output.on('data', (chunk: Buffer) => collector.push(chunk));
-    output.once('end', resolve);
-    output.once('close', resolve);
-    output.once('error', () => resolve());
-  });
 }
 
 /**

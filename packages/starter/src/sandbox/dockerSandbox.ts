@@ -1,6 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
+import { attachOutput, type EngineEndpoint, type OutputAttachment } from './outputAttach.ts';
 import {
   type SandboxContainer,
   SandboxError,
@@ -21,12 +22,18 @@ export class DockerSandbox implements SandboxRuntime {
   private readonly docker: Docker;
   private readonly log: Logger;
   private readonly runIdLabel: string;
+  private readonly endpoint: EngineEndpoint | null;
 
-  /** `runIdLabel`: the label that carries a container's run id. */
-  constructor(docker: Docker, log: Logger, runIdLabel: string) {
+  /**
+   * `runIdLabel`: the label that carries a container's run id. `endpoint`: the engine's
+   * plain socket or TCP address, for the output attachment; null (TLS) reads output
+   * through dockerode instead.
+   */
+  constructor(docker: Docker, log: Logger, runIdLabel: string, endpoint: EngineEndpoint | null) {
     this.docker = docker;
     this.log = log;
     this.runIdLabel = runIdLabel;
+    this.endpoint = endpoint;
   }
 
   async imageExists(image: string): Promise<boolean> {
@@ -68,14 +75,18 @@ export class DockerSandbox implements SandboxRuntime {
     return { id: created.id, runId };
   }
 
-  async attachOutput(container: SandboxContainer): Promise<Readable> {
+  async attachOutput(
+    container: SandboxContainer,
+    sink: (bytes: Uint8Array, length: number) => void,
+  ): Promise<OutputAttachment> {
     return await this.call('attachOutput', container, async () => {
-      const stream = await this.handle(container).attach({
+      if (this.endpoint) return await attachOutput(this.endpoint, container.id, sink);
+      const stream = (await this.handle(container).attach({
         stream: true,
         stdout: true,
         stderr: true,
-      });
-      return stream as unknown as Readable;
+      })) as unknown as Readable;
+      return streamAttachment(stream, sink);
     });
   }
 
@@ -185,6 +196,20 @@ export class DockerSandbox implements SandboxRuntime {
       );
     }
   }
+}
+
+/** The same attachment over a dockerode stream (one Buffer per read: see outputAttach.ts). */
+function streamAttachment(
+  stream: Readable,
+  sink: (bytes: Uint8Array, length: number) => void,
+): OutputAttachment {
+  stream.on('data', (chunk: Buffer) => sink(chunk, chunk.length));
+  const ended = new Promise<void>((resolve) => {
+    stream.once('end', resolve);
+    stream.once('close', resolve);
+    stream.once('error', () => resolve());
+  });
+  return { ended, close: () => stream.destroy() };
 }
 
 function statusOf(error: unknown): number | null {

@@ -34,17 +34,21 @@ export class OutputCollector {
     this.limit = limit;
   }
 
-  /** Feeds raw bytes of the attach stream, in the order they arrived. */
-  push(chunk: Uint8Array): void {
+  /**
+   * Feeds raw bytes of the attach stream, in the order they arrived: `chunk` up to `end`.
+   * Past the limit nothing is allocated per call, however fast the bytes come.
+   */
+  push(chunk: Uint8Array, end = chunk.length): void {
     if (this.ended) return;
     let offset = 0;
-    while (offset < chunk.length) {
+    while (offset < end) {
       if (this.frameRemaining === 0) {
-        offset = this.readHeader(chunk, offset);
+        offset = this.readHeader(chunk, offset, end);
         continue;
       }
-      const take = Math.min(this.frameRemaining, chunk.length - offset);
-      this.payload(chunk.subarray(offset, offset + take));
+      const take = Math.min(this.frameRemaining, end - offset);
+      if (this.full) this.dropped = true;
+      else this.payload(chunk.subarray(offset, offset + take));
       this.frameRemaining -= take;
       offset += take;
     }
@@ -77,24 +81,24 @@ export class OutputCollector {
     return this.pieces[0] ?? '';
   }
 
-  private readHeader(chunk: Uint8Array, offset: number): number {
-    const take = Math.min(8 - this.headerFill, chunk.length - offset);
-    this.header.set(chunk.subarray(offset, offset + take), this.headerFill);
-    this.headerFill += take;
+  private readHeader(chunk: Uint8Array, offset: number, end: number): number {
+    let position = offset;
+    while (position < end && this.headerFill < 8) {
+      this.header[this.headerFill++] = chunk[position++] ?? 0;
+    }
     if (this.headerFill === 8) {
       this.headerFill = 0;
-      this.frameStream = this.header[0] ?? 1;
-      const view = new DataView(this.header.buffer);
-      this.frameRemaining = view.getUint32(4, false);
+      const header = this.header;
+      this.frameStream = header[0] ?? 1;
+      // Bytes 4-7, big-endian; multiplication keeps lengths of 2 GiB and more positive.
+      this.frameRemaining =
+        (header[4] ?? 0) * 0x1000000 +
+        (((header[5] ?? 0) << 16) | ((header[6] ?? 0) << 8) | (header[7] ?? 0));
     }
-    return offset + take;
+    return position;
   }
 
   private payload(bytes: Uint8Array): void {
-    if (this.full) {
-      this.dropped = true;
-      return;
-    }
     this.append(this.decoderFor(this.frameStream).decode(bytes, { stream: true }));
   }
 

@@ -1,5 +1,6 @@
-import type { Readable, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import type Docker from 'dockerode';
+import type { OutputAttachment } from './outputAttach.ts';
 
 /** A container made for one run. */
 export interface SandboxContainer {
@@ -26,8 +27,14 @@ export interface SandboxRuntime {
   /** Creates the network with `options` unless one of that name exists; true when created. */
   ensureNetwork(options: Docker.NetworkCreateOptions): Promise<boolean>;
   create(runId: number, options: Docker.ContainerCreateOptions): Promise<SandboxContainer>;
-  /** The multiplexed stdout/stderr stream; attach before start so no output is lost. */
-  attachOutput(container: SandboxContainer): Promise<Readable>;
+  /**
+   * Hands the multiplexed stdout/stderr stream to `sink`, read by read: the first `length`
+   * bytes of `bytes`, valid only during the call. Attach before start so no output is lost.
+   */
+  attachOutput(
+    container: SandboxContainer,
+    sink: (bytes: Uint8Array, length: number) => void,
+  ): Promise<OutputAttachment>;
   /** The container's standard input; ending it closes the container's stdin. */
   attachInput(container: SandboxContainer): Promise<Writable>;
   start(container: SandboxContainer): Promise<void>;
