@@ -3,7 +3,8 @@
 #
 # Provisions Node 24, the Docker engine, nats-server and the offline runner image, then starts
 # what the environment does not point elsewhere:
-#   NATS_URL unset             a project-local nats-server on 127.0.0.1:14222, data in .run/nats
+#   NATS_URL unset             a project-local nats-server on 127.0.0.1:14222
+#                              (PIPELINE_LOCAL_NATS_PORT), data in .run/nats
 #   DB_HOST unset              the local MariaDB on 127.0.0.1:3306 as root, database
 #                              seatable_pipeline (created; DATABASE_NAME overrides the name)
 #   SEATABLE_SERVER_URL unset  the SeaTable stand-in with the sample scripts
@@ -95,7 +96,7 @@ export PYTHON_RUNNER_IMAGE="${PYTHON_RUNNER_IMAGE:-seatable-pipeline-runner:offl
 
 # 2. NATS with JetStream.
 if [ -z "${NATS_URL:-}" ]; then
-  nats_port=14222
+  nats_port="${PIPELINE_LOCAL_NATS_PORT:-14222}"
   port_in_use 127.0.0.1 "$nats_port" &&
     { say "error: 127.0.0.1:$nats_port is taken (another npm start?); set NATS_URL to use a running server"; exit 1; }
   mkdir -p "$run_dir/nats/store"
