@@ -306,6 +306,24 @@ describe('POST then GET /run-script/', () => {
     assert.notEqual(other.json().script_id, first.json().script_id);
   });
 
+  test('keeps the temporary API token out of the log and the database', async () => {
+    const id = await submitAccepted(
+      standardSubmission({
+        temp_api_token: 'temp-token-never-kept',
+        operator: 'op@example.invalid',
+      }),
+    );
+    const stored = await services.eventLog.jetStreamManager.streams.getMessage(
+      services.naming.stream,
+      { seq: id },
+    );
+    assert.ok(stored);
+    assert.ok(!new TextDecoder().decode(stored.data).includes('temp-token-never-kept'));
+    const rows = await services.db.query('SELECT * FROM script_log WHERE id = ?', [id]);
+    assert.equal(rows.length, 1);
+    assert.ok(!JSON.stringify(rows).includes('temp-token-never-kept'));
+  });
+
   test('refuses an Idempotency-Key with spaces or control characters', async () => {
     const response = await submit(standardSubmission(), { 'idempotency-key': 'a b' });
     assert.equal(response.statusCode, 400);

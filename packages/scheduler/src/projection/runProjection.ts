@@ -35,6 +35,7 @@ export class RunProjection {
   private loop: Promise<void> | undefined;
   private messages: ConsumerMessages | undefined;
   private wake: (() => void) | undefined;
+  private stopSignal = new AbortController();
 
   constructor(deps: RunProjectionDeps) {
     this.deps = deps;
@@ -50,11 +51,13 @@ export class RunProjection {
   start(): void {
     if (this.loop) return;
     this.stopped = false;
+    this.stopSignal = new AbortController();
     this.loop = this.run();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopSignal.abort();
     await this.messages?.close().catch(() => {});
     this.wake?.();
     await this.loop;
@@ -80,7 +83,7 @@ export class RunProjection {
           { err: error, attempt: failures, delayMs },
           'projection interrupted, resuming from the checkpoint',
         );
-        await sleep(delayMs);
+        await sleep(delayMs, this.stopSignal.signal);
       }
     }
   }
@@ -185,6 +188,17 @@ export class RunProjection {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits `ms`, or less when the projection is stopped meanwhile. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
+  });
 }
