@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { outputTexts } from '@pipeline/events';
 import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
 import { buildApp } from '../src/http/app.ts';
 import { localDate } from '../src/http/runView.ts';
 import { SeaTableClient } from '../src/seatable/seatableClient.ts';
@@ -479,5 +480,51 @@ describe('monthly quota (BC-13)', () => {
     );
     assert.equal(response.statusCode, 400);
     assert.equal(response.body, 'The number of runs exceeds the limit');
+  });
+});
+
+describe('error answers and their log levels', () => {
+  test('answers an unexpected failure with 500 Internal server error logged at error, a 4xx at info', async () => {
+    const lines: { level: number; msg: string; err?: { message: string } }[] = [];
+    const logger = pino(
+      { level: 'info' },
+      { write: (line: string) => lines.push(JSON.parse(line)) },
+    );
+    const failing = await buildApp({
+      authToken: token,
+      timeZone,
+      maxBodyBytes: 1_000_000,
+      logger,
+      orm: services.orm,
+      admission: {
+        admit: async () => {
+          throw new Error('a bug, with internal details');
+        },
+      } as unknown as RunAdmission,
+    });
+    try {
+      const crashed = await failing.inject({
+        method: 'POST',
+        url: '/run-script/',
+        headers: auth(),
+        payload: JSON.stringify(standardSubmission()),
+      });
+      assert.equal(crashed.statusCode, 500);
+      assert.equal(crashed.body, 'Internal server error');
+      const failure = lines.find((line) => line.msg === 'request failed');
+      assert.equal(failure?.level, 50);
+      assert.equal(failure?.err?.message, 'a bug, with internal details');
+
+      const refused = await failing.inject({
+        method: 'POST',
+        url: '/run-script/',
+        headers: auth(),
+        payload: '[',
+      });
+      assert.equal(refused.statusCode, 400);
+      assert.equal(lines.find((line) => line.msg === 'request refused')?.level, 30);
+    } finally {
+      await failing.close();
+    }
   });
 });
