@@ -195,6 +195,37 @@ describe('POST /run-script/ validation', () => {
     }
   });
 
+  test('answers 413 for a run request that fits the body limit but not a NATS message', async () => {
+    const roomy = await buildApp({
+      authToken: token,
+      timeZone,
+      maxBodyBytes: 20_000_000,
+      logger: services.logger,
+      orm: services.orm,
+      admission: new RunAdmission({
+        orm: services.orm,
+        eventLog: services.eventLog,
+        seatable: new SeaTableClient({ serverUrl: services.standin.url, authToken: token }),
+        timeZone,
+        logger: services.logger,
+      }),
+    });
+    try {
+      const response = await roomy.inject({
+        method: 'POST',
+        url: '/run-script/',
+        headers: auth(),
+        // The test server takes 8 MB per message.
+        payload: JSON.stringify(
+          standardSubmission({ context_data: { big: 'x'.repeat(9_000_000) } }),
+        ),
+      });
+      assert.equal(response.statusCode, 413);
+    } finally {
+      await roomy.close();
+    }
+  });
+
   test('answers a body over the size limit with 413', async () => {
     const response = await submit(
       standardSubmission({ context_data: { big: 'x'.repeat(1_100_000) } }),

@@ -8,7 +8,7 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import { isDatabaseUnavailable } from '../db/dbErrors.ts';
-import { EventLogUnavailableError } from '../messaging/eventLog.ts';
+import { EventLogUnavailableError, EventTooLargeError } from '../messaging/eventLog.ts';
 import type { RunAdmission } from '../submission/runAdmission.ts';
 import { isAuthorized } from './auth.ts';
 import { HttpError, httpTexts, ServiceUnavailableError } from './httpErrors.ts';
@@ -122,6 +122,11 @@ async function answerError(
     request.log.info({ statusCode: error.statusCode, answer: error.message }, 'request refused');
     const type = typeof error.body === 'string' ? 'text/html; charset=utf-8' : 'application/json';
     await reply.code(error.statusCode).type(type).send(error.body);
+    return;
+  }
+  if (error instanceof EventTooLargeError) {
+    request.log.info({ statusCode: 413, answer: error.message }, 'request refused');
+    await reply.code(413).type('text/html; charset=utf-8').send(httpTexts.tooLarge);
     return;
   }
   const outage = unavailableReason(error);

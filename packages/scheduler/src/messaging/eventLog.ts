@@ -27,6 +27,14 @@ export class EventLogUnavailableError extends Error {
   }
 }
 
+/** The event does not fit in one NATS message (the server's `max_payload`). */
+export class EventTooLargeError extends Error {
+  constructor(bytes: number, limit: number) {
+    super(`the event has ${bytes} bytes, the NATS server takes at most ${limit}`);
+    this.name = 'EventTooLargeError';
+  }
+}
+
 /** The outcome of appending an event that must be the first (or next) one of its run. */
 export type ConditionalAppend =
   | { outcome: 'appended'; seq: number }
@@ -142,6 +150,9 @@ export class RunEventLog {
     options: Partial<JetStreamPublishOptions>,
   ): Promise<{ seq: number; duplicate: boolean }> {
     const payload = encodeEvent(event);
+    // Headers (message id, expectations) travel in the same message; keep room for them.
+    const limit = (this.connection.info?.max_payload ?? Number.POSITIVE_INFINITY) - 1024;
+    if (payload.length > limit) throw new EventTooLargeError(payload.length, limit);
     return await this.guard('append to the event log', () =>
       this.client.publish(subject, payload, { timeout: requestTimeoutMs, ...options }),
     );

@@ -71,6 +71,8 @@ export class LostRunWatchdog {
     if (this.sweeping) return await this.sweeping;
     this.sweeping = this.sweep()
       .catch((error: unknown) => {
+        // The bucket may be gone (NATS lost its data); open or create it again next time.
+        this.fleet = undefined;
         this.logger.warn({ err: error }, 'lost-run sweep failed, retrying at the next interval');
         return 0;
       })
