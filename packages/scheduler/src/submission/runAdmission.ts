@@ -131,6 +131,9 @@ export class RunAdmission {
     return await inTransaction(this.deps.orm, async (sql) => {
       await lockQuotaOwner(sql, quotaOwnerKey(submission));
       const used = await this.runsUsedThisMonth(sql, submission);
+      // TODO(#1): a resend with the same Idempotency-Key is refused here when its first
+      // submission used the last run of the month; answering with the first id needs the
+      // key kept next to the run (JetStream only tells us at publish time).
       if (used >= limit) {
         this.deps.logger.info({ used, limit }, 'run refused over the monthly limit');
         return { outcome: 'refused', message: outputTexts.quotaExceeded } as const;
