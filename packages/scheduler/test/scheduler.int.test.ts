@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   type ClaimReply,
@@ -8,6 +10,7 @@ import {
   namingFor,
   subjects,
 } from '@pipeline/events';
+import { freePort } from '../../../test/support/nats.ts';
 import { loadConfig } from '../src/config.ts';
 import { ensureEventLog, StartupError } from '../src/messaging/streamSetup.ts';
 import { type RunningScheduler, startScheduler } from '../src/scheduler.ts';
@@ -149,5 +152,63 @@ describe('event log set-up', () => {
       assert.match(error.message, /up to 900000.*NATS 2\.10/);
       return true;
     });
+  });
+});
+
+describe('the scheduler process', () => {
+  const mainFile = join(import.meta.dirname, '..', 'src', 'main.ts');
+
+  function run(env: Record<string, string>) {
+    const child = spawn(process.execPath, [mainFile], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const exited = new Promise<number | null>((resolve) =>
+      child.once('exit', (code) => resolve(code)),
+    );
+    return { child, exited, stderr: () => stderr };
+  }
+
+  test('stops with one line per bad variable and exit code 1', async () => {
+    const started = run({ PYTHON_PROCESS_TIMEOUT: 'abc', SCHEDULER_PORT: 'x' });
+    assert.equal(await started.exited, 1);
+    assert.deepEqual(started.stderr().trim().split('\n').sort(), [
+      'NATS_URL: is required',
+      'PYTHON_PROCESS_TIMEOUT: must be a positive integer, got "abc"',
+      'PYTHON_SCHEDULER_AUTH_TOKEN: is required',
+      'SCHEDULER_PORT: must be a port number (1-65535), got "x"',
+      'SEATABLE_SERVER_URL: is required',
+    ]);
+  });
+
+  test('serves, then stops cleanly with exit code 0 on SIGTERM', async () => {
+    const port = await freePort();
+    const started = run({
+      PYTHON_SCHEDULER_AUTH_TOKEN: token,
+      SEATABLE_SERVER_URL: services.standin.url,
+      NATS_URL: services.nats.url,
+      PIPELINE_SUBJECT_PREFIX: services.naming.prefix,
+      DB_HOST: services.db.host,
+      DB_PORT: String(services.db.port),
+      DB_ROOT_PASSWD: services.db.password,
+      DATABASE_NAME: services.db.name,
+      SCHEDULER_PORT: String(port),
+      LOG_LEVEL: 'warn',
+    });
+    let pong = '';
+    for (let attempt = 0; attempt < 100 && pong !== 'Pong'; attempt++) {
+      pong = await fetch(`http://127.0.0.1:${port}/ping/`).then(
+        (response) => response.text(),
+        () => '',
+      );
+      if (pong !== 'Pong') await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal(pong, 'Pong');
+    started.child.kill('SIGTERM');
+    assert.equal(await started.exited, 0, started.stderr());
   });
 });
