@@ -358,6 +358,26 @@ describe('run projection', () => {
     );
   });
 
+  test('counts every run once when two projectors follow the log at the same time', async () => {
+    const second = startProjection();
+    try {
+      const owner = 'two-projectors@example.invalid';
+      let last = 0;
+      for (let index = 0; index < 30; index++) {
+        const startedAt = new Date(`2026-05-05T08:00:${String(index).padStart(2, '0')}Z`);
+        last = (await completedRun(owner, startedAt, new Date(startedAt.getTime() + 1000))).last;
+      }
+      await Promise.all([projection.waitFor(last), second.waitFor(last)]);
+      const days = await statistics('user_run_script_statistics', 'username', owner);
+      assert.deepEqual(
+        days.map((day) => ({ ...day })),
+        [{ run_date: '2026-05-05', total_run_count: 30, total_run_time: 30 }],
+      );
+    } finally {
+      await second.stop();
+    }
+  });
+
   test('rebuilds exactly the same tables when the read model is dropped and the log replayed', async () => {
     const tables = [
       'script_log',
