@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
@@ -56,8 +56,8 @@ before(async () => {
 
   scheduler = await connect({ servers: url, user: 'scheduler', pass: passwords.scheduler });
   const manager = await jetstreamManager(scheduler);
+  // What the scheduler makes; the starters' consumer is the starters' to make.
   await ensureStream(manager, naming);
-  await ensureStarterConsumer(manager, naming);
   await new Kvm(scheduler).create(bucketNames.fleet(naming));
   starter = await connect({ servers: url, user: 'starter', pass: passwords.starter });
 });
@@ -99,13 +99,37 @@ async function requestedCount(): Promise<number> {
 }
 
 describe('the starter user', () => {
-  test('finds the stream and its consumer the way a starter prepares them', async () => {
+  test('finds the stream and makes its consumer the way a starter prepares them', async () => {
     const manager = await jetstreamManager(starter);
 
     const stream = await manager.streams.info(naming.stream);
     await ensureStarterConsumer(manager, naming);
+    await ensureStarterConsumer(manager, naming);
 
     assert.equal(stream.config.name, naming.stream);
+    const consumer = await (await jetstreamManager(scheduler)).consumers.info(
+      naming.stream,
+      consumerNames.starters,
+    );
+    assert.equal(consumer.config.filter_subject, subjects.requested(naming));
+  });
+
+  test('cannot make a consumer of its own over the lifecycle events', async () => {
+    const manager = await jetstreamManager(starter, { timeout: 2_000 });
+
+    await assert.rejects(
+      manager.consumers.add(naming.stream, {
+        durable_name: 'spy',
+        filter_subject: subjects.lifecycleAll(naming),
+        ack_policy: AckPolicy.None,
+      }),
+    );
+
+    const names = [];
+    for await (const info of (await jetstreamManager(scheduler)).consumers.list(naming.stream)) {
+      names.push(info.name);
+    }
+    assert.deepEqual(names, [consumerNames.starters]);
   });
 
   test('pulls a run request from the starters consumer, extends it and acknowledges it', async () => {
