@@ -103,6 +103,7 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
         await heartbeat.beat();
         await consumer.stop();
         heartbeat.stop();
+        await heartbeat.withdraw(config.starterId);
         await nc.drain().catch(() => nc.close());
         log.info('starter stopped');
       })();

@@ -27,6 +27,7 @@ export class Heartbeat {
   private timer: NodeJS.Timeout | null = null;
   private bucket: KV | null = null;
   private failing = false;
+  private stopped = false;
 
   constructor(options: HeartbeatOptions) {
     this.options = options;
@@ -42,10 +43,12 @@ export class Heartbeat {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.stopped = true;
   }
 
   async beat(): Promise<void> {
     const { naming, log, describe } = this.options;
+    if (this.stopped) return;
     try {
       const bucket = await this.openBucket();
       const heartbeat: StarterHeartbeat = { ...describe(), at: new Date().toISOString() };
@@ -56,6 +59,16 @@ export class Heartbeat {
       this.bucket = null;
       if (!this.failing) log.warn({ err: error }, 'heartbeat failed');
       this.failing = true;
+    }
+  }
+
+  /** Removes this starter from the fleet at once (a graceful stop), instead of after the TTL. */
+  async withdraw(starterId: string): Promise<void> {
+    try {
+      const bucket = await this.openBucket();
+      await bucket.delete(starterId);
+    } catch (error) {
+      this.options.log.warn({ err: error }, 'heartbeat not withdrawn');
     }
   }
 

@@ -47,6 +47,11 @@ export interface RunPlan {
   timeoutSeconds?: number;
   /** Serve a 404 instead of the script. */
   missingScript?: boolean;
+  /**
+   * What the stand-in scheduler answers to the first claims, in order, before it grants the
+   * run: `drop`, a `defer` of some milliseconds, or `silent` (no answer at all).
+   */
+  claimAnswers?: Array<'drop' | 'silent' | { deferMs: number }>;
 }
 
 /** Everything the log holds about one run once it finished. */
@@ -59,11 +64,15 @@ export interface RunRecord {
   chunks: number;
   /** How often the script was downloaded. */
   fetches: number;
+  /** The delivery counts of the claims the starter sent for it. */
+  claimDeliveries: number[];
 }
 
 interface PendingRun {
   plan: RunPlan;
   fetches: number;
+  claimDeliveries: number[];
+  answers: NonNullable<RunPlan['claimAnswers']>;
   started: RunStarted | null;
   chunks: Map<number, string>;
   finished: RunFinished | null;
@@ -89,7 +98,7 @@ export class StarterHarness {
   private claims!: Subscription;
   private readonly runs = new Map<string, PendingRun>();
   private readonly runsById = new Map<number, PendingRun>();
-  private readonly keysById = new Map<number, string>();
+  private readonly claimed = new Set<number>();
   private stopReading = false;
 
   constructor(label: string) {
@@ -98,7 +107,14 @@ export class StarterHarness {
     this.network = `pipeline-starter-test-${suffix}`;
   }
 
+  /** Starts the services and a starter. */
   async start(env: Record<string, string> = {}, logFile?: string): Promise<void> {
+    await this.startServices();
+    await this.startStarter(env, logFile);
+  }
+
+  /** Everything but the starter: nats-server, file server, claim responder, log reader. */
+  async startServices(): Promise<void> {
     this.nats = await startTestNatsServer();
     this.nc = await connect({ servers: this.nats.url });
     this.js = jetstream(this.nc);
@@ -109,8 +125,11 @@ export class StarterHarness {
     void this.readLog().catch((error: unknown) => {
       console.error('log reader failed', error);
     });
+  }
 
-    this.config = loadConfig({
+  /** The starter's configuration under test, with the field cases' sandbox. */
+  starterConfig(env: Record<string, string> = {}): StarterConfig {
+    return loadConfig({
       NATS_URL: this.nats.url,
       PIPELINE_SUBJECT_PREFIX: this.naming.prefix,
       STARTER_ID: `starter-test-${this.naming.prefix}`,
@@ -125,11 +144,16 @@ export class StarterHarness {
       PYTHON_STARTER_ALTERNATIVE_FILE_SERVER_ROOT: this.fileServerUrl,
       ...env,
     });
+  }
+
+  async startStarter(env: Record<string, string> = {}, logFile?: string): Promise<RunningStarter> {
+    this.config = this.starterConfig(env);
     const logger = pino(
       { level: logFile ? 'debug' : 'warn' },
-      logFile ? createWriteStream(logFile) : process.stderr,
+      logFile ? createWriteStream(logFile, { flags: 'a' }) : process.stderr,
     );
     this.starter = await startStarter(this.config, logger);
+    return this.starter;
   }
 
   async stop(): Promise<void> {
@@ -155,6 +179,8 @@ export class StarterHarness {
     const pending: PendingRun = {
       plan,
       fetches: 0,
+      claimDeliveries: [],
+      answers: [...(plan.claimAnswers ?? [])],
       started: null,
       chunks: new Map(),
       finished: null,
@@ -179,8 +205,26 @@ export class StarterHarness {
       }),
     );
     this.runsById.set(ack.seq, pending);
-    this.keysById.set(ack.seq, key);
     return { runId: ack.seq, finished };
+  }
+
+  /** How often a run's script was downloaded so far. */
+  fetchesOf(runId: number): number {
+    return this.runsById.get(runId)?.fetches ?? 0;
+  }
+
+  /** The delivery counts of the claims sent so far for a run. */
+  claimDeliveries(runId: number): number[] {
+    return [...(this.runsById.get(runId)?.claimDeliveries ?? [])];
+  }
+
+  /** Resolves when the log holds the run's RunStarted. */
+  async startedOf(runId: number): Promise<RunStarted> {
+    for (;;) {
+      const started = this.runsById.get(runId)?.started;
+      if (started) return started;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
   }
 
   /** Submits and waits for the result. */
@@ -221,35 +265,47 @@ export class StarterHarness {
     this.fileServerUrl = `http://127.0.0.1:${port}`;
   }
 
-  /** Grants every claim, reading the request from the stream as the scheduler does. */
+  /**
+   * Answers claims as the scheduler would: reads the request from the stream by its
+   * sequence, grants it once (a second claim of the same run is dropped), and plays the
+   * plan's scripted answers first.
+   */
   private startClaimResponder(): void {
     this.claims = this.nc.subscribe(subjects.claims(this.naming), {
       queue: queueGroups.schedulers,
       callback: (error, message) => {
         if (error) return;
-        void (async () => {
-          const request = decodeWith(claimRequestSchema, message.data);
-          if (!request.ok) return;
-          const stored = await this.jsm.streams.getMessage(this.naming.stream, {
-            seq: request.value.runId,
-          });
-          const event = stored ? decodeEvent(stored.data) : null;
-          const key =
-            event?.ok && event.value.type === 'RunRequested' ? event.value.data.scriptName : '';
-          const pending = this.runs.get(key);
-          const reply: ClaimReply = pending
-            ? {
-                decision: 'run',
-                scriptUrl: `${publicFileServer}/files/${encodeURIComponent(key)}`,
-                apiToken: 'TEMP-TOKEN',
-                dtableWebUrl: 'http://127.0.0.1:1/',
-                timeoutSeconds: pending.plan.timeoutSeconds ?? 10,
-              }
-            : { decision: 'drop', reason: 'unknown run' };
-          message.respond(encodeJson(reply));
-        })();
+        void this.answerClaim(message.data).then((reply) => {
+          if (reply) message.respond(encodeJson(reply));
+        });
       },
     });
+  }
+
+  private async answerClaim(data: Uint8Array): Promise<ClaimReply | null> {
+    const request = decodeWith(claimRequestSchema, data);
+    if (!request.ok) return null;
+    const { runId, deliveryCount } = request.value;
+    const stored = await this.jsm.streams.getMessage(this.naming.stream, { seq: runId });
+    const event = stored ? decodeEvent(stored.data) : null;
+    const key = event?.ok && event.value.type === 'RunRequested' ? event.value.data.scriptName : '';
+    const pending = this.runs.get(key);
+    if (!pending) return { decision: 'drop', reason: 'unknown run' };
+    pending.claimDeliveries.push(deliveryCount);
+    if (this.claimed.has(runId)) return { decision: 'drop', reason: 'already claimed' };
+    const scripted = pending.answers.shift();
+    if (scripted === 'silent') return null;
+    if (scripted === 'drop') return { decision: 'drop', reason: 'test says drop' };
+    if (scripted)
+      return { decision: 'defer', delayMs: scripted.deferMs, reason: 'test says defer' };
+    this.claimed.add(runId);
+    return {
+      decision: 'run',
+      scriptUrl: `${publicFileServer}/files/${encodeURIComponent(key)}`,
+      apiToken: 'TEMP-TOKEN',
+      dtableWebUrl: 'http://127.0.0.1:1/',
+      timeoutSeconds: pending.plan.timeoutSeconds ?? 10,
+    };
   }
 
   /** An ordered consumer over every run's events, dispatching them to the waiting tests. */
@@ -281,6 +337,7 @@ export class StarterHarness {
       output: pieces.map(([, text]) => text).join('') + event.data.output,
       chunks: event.data.outputChunks,
       fetches: pending.fetches,
+      claimDeliveries: pending.claimDeliveries,
     });
   }
 }
