@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MikroORM } from '@mikro-orm/mariadb';
 import type { Logger } from 'pino';
+import { inTransaction, type Sql } from '../db/sql.ts';
+import { addToMonthlyTotals, type CountedRun } from '../http/read/monthlyTotals.ts';
 import { addDays, sqlUtc } from '../http/read/zonedTime.ts';
 import { localDate } from '../http/runView.ts';
 
@@ -28,11 +30,22 @@ export interface RetentionPass {
   statisticsDeleted: number;
 }
 
+/** Each daily statistics table, its owner column, and how that owner is named in monthly totals. */
 const statisticsTables = [
-  'user_run_script_statistics',
-  'org_run_script_statistics',
-  'dtable_run_script_statistics',
-];
+  { table: 'user_run_script_statistics', column: 'username', owner: 'username' },
+  { table: 'org_run_script_statistics', column: 'org_id', owner: 'orgId' },
+  { table: 'dtable_run_script_statistics', column: 'dtable_uuid', owner: 'dtableUuid' },
+] as const;
+
+type StatisticsTable = (typeof statisticsTables)[number];
+
+interface ExpiredDay {
+  id: number;
+  owner: string | number;
+  day: string;
+  runs: number | null;
+  run_time: number | null;
+}
 
 /**
  * Deletes what is past its keeping time, in small batches: each batch selects the ids of
@@ -63,11 +76,7 @@ export async function deleteExpiredRows(
     const today = localDate(now, options.timeZone ?? 'UTC');
     const firstKeptDay = addDays(today, -options.statisticsDays);
     for (const table of statisticsTables) {
-      statisticsDeleted += await batch.deleteRows(
-        table,
-        'run_date < ? ORDER BY run_date, id',
-        firstKeptDay,
-      );
+      statisticsDeleted += await batch.deleteStatistics(table, firstKeptDay);
     }
   }
   return { runLogsDeleted, statisticsDeleted };
@@ -92,10 +101,39 @@ class BatchDeleter {
     });
   }
 
-  async deleteRows(table: string, condition: string, cutoff: string): Promise<number> {
-    return await this.#inBatches(table, condition, cutoff, async (ids) => {
-      await this.#run(`DELETE FROM ${table} WHERE id IN (?)`, ids);
-    });
+  /**
+   * Deletes a batch of daily rows and takes them off the monthly totals in the same
+   * transaction, so the totals stay the sums of the daily rows that remain.
+   */
+  async deleteStatistics(statistics: StatisticsTable, firstKeptDay: string): Promise<number> {
+    let deleted = 0;
+    while (!this.#shouldStop()) {
+      const batchSize = await inTransaction(this.#options.orm, async (sql) => {
+        const days = await sql.all<ExpiredDay>(
+          `SELECT id, ${statistics.column} AS owner, DATE_FORMAT(run_date, '%Y-%m-%d') AS day,
+             total_run_count AS runs, total_run_time AS run_time
+           FROM ${statistics.table} WHERE run_date < ? ORDER BY run_date, id LIMIT ? FOR UPDATE`,
+          [firstKeptDay, this.#size],
+        );
+        if (days.length === 0) return 0;
+        await sql.run(`DELETE FROM ${statistics.table} WHERE id IN (?)`, [
+          days.map((day) => Number(day.id)),
+        ]);
+        for (const day of days) await subtractFromMonth(sql, statistics, day);
+        return days.length;
+      });
+      deleted += batchSize;
+      if (batchSize < this.#size) break;
+      await sleep(this.#options.batchPauseMs ?? 20);
+    }
+    await this.#options.orm.em
+      .getConnection()
+      .execute(
+        `DELETE FROM ${statistics.table}_monthly WHERE month <= ? AND total_run_count <= 0`,
+        [firstKeptDay],
+        'run',
+      );
+    return deleted;
   }
 
   async #inBatches(
@@ -125,6 +163,21 @@ class BatchDeleter {
   async #run(sql: string, ids: number[]): Promise<void> {
     await this.#options.orm.em.getConnection().execute(sql, [ids], 'run');
   }
+}
+
+async function subtractFromMonth(
+  sql: Sql,
+  statistics: StatisticsTable,
+  day: ExpiredDay,
+): Promise<void> {
+  const counted: CountedRun = {
+    runDate: day.day,
+    runCount: -Number(day.runs ?? 0),
+    runTime: -Number(day.run_time ?? 0),
+  };
+  if (statistics.owner === 'orgId') counted.orgId = Number(day.owner);
+  else counted[statistics.owner] = String(day.owner);
+  await addToMonthlyTotals(sql, counted);
 }
 
 /**

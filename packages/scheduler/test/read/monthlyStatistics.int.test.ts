@@ -21,7 +21,7 @@ let fixture: ReadFixture;
 
 before(async () => {
   fixture = await startReadFixture('monthly_statistics');
-  await seedStatistics(fixture.db, 'user_run_script_statistics', [
+  await seedStatistics(fixture, 'user_run_script_statistics', [
     { owner: 'alice@example.invalid', day: '2026-11-30', count: 5, time: 100 },
     { owner: 'alice@example.invalid', day: '2026-12-01', count: 2, time: 10.4 },
     { owner: 'alice@example.invalid', day: '2026-12-04', count: 3, time: 20.3 },
@@ -30,14 +30,14 @@ before(async () => {
     { owner: 'carol@example.invalid', day: '2027-01-01', count: 4, time: 4 },
     { owner: 'dave@example.invalid', day: '2026-12-03', count: 5, time: 40, orgId: 42 },
   ]);
-  await seedStatistics(fixture.db, 'org_run_script_statistics', [
+  await seedStatistics(fixture, 'org_run_script_statistics', [
     { owner: 42, day: '2026-11-30', count: 8, time: 1 },
     { owner: 42, day: '2026-12-01', count: 3, time: 30 },
     { owner: 7, day: '2026-12-02', count: 10, time: 5 },
     // Left by an older version: org -1 means "no org" and is no org of its own.
     { owner: -1, day: '2026-12-02', count: 99, time: 99 },
   ]);
-  await seedStatistics(fixture.db, 'dtable_run_script_statistics', [
+  await seedStatistics(fixture, 'dtable_run_script_statistics', [
     { owner: baseA, day: '2026-12-01', count: 2, time: 3 },
     { owner: baseA, day: '2026-12-02', count: 1, time: 1 },
     { owner: baseB, day: '2026-12-02', count: 6, time: 2 },

@@ -3,7 +3,9 @@ import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fast
 import { pino } from 'pino';
 import { createTestDatabase, type TestDatabase } from '../../../../test/support/mariadb.ts';
 import { migrateDatabase, openDatabase } from '../../src/db/orm.ts';
+import { sqlOf } from '../../src/db/sql.ts';
 import { buildApp } from '../../src/http/app.ts';
+import { addToMonthlyTotals } from '../../src/http/read/monthlyTotals.ts';
 import { readRoutes } from '../../src/http/readRoutes.ts';
 import type { RunAdmission } from '../../src/submission/runAdmission.ts';
 
@@ -138,24 +140,35 @@ export type StatisticsTable =
   | 'org_run_script_statistics'
   | 'dtable_run_script_statistics';
 
-/** Daily statistics rows as the projector keeps them: one per owner and local day. */
+/**
+ * Daily statistics rows as the projector keeps them, one per owner and local day, and the
+ * monthly totals it adds them to.
+ */
 export async function seedStatistics(
-  db: TestDatabase,
+  target: { db: TestDatabase; orm: MikroORM },
   table: StatisticsTable,
   rows: { owner: string | number; day: string; count: number; time: number; orgId?: number }[],
 ): Promise<void> {
   for (const row of rows) {
+    const counted = { runDate: row.day, runCount: row.count, runTime: row.time };
     if (table === 'user_run_script_statistics') {
-      await db.query(
+      await target.db.query(
         'INSERT INTO user_run_script_statistics (username, org_id, run_date, total_run_count, total_run_time, update_at) VALUES (?, ?, ?, ?, ?, NOW())',
         [row.owner, row.orgId ?? -1, row.day, row.count, row.time],
       );
-    } else {
-      const column = table === 'org_run_script_statistics' ? 'org_id' : 'dtable_uuid';
-      await db.query(
-        `INSERT INTO ${table} (${column}, run_date, total_run_count, total_run_time, update_at) VALUES (?, ?, ?, ?, NOW())`,
+      await addToMonthlyTotals(sqlOf(target.orm), { ...counted, username: String(row.owner) });
+    } else if (table === 'org_run_script_statistics') {
+      await target.db.query(
+        'INSERT INTO org_run_script_statistics (org_id, run_date, total_run_count, total_run_time, update_at) VALUES (?, ?, ?, ?, NOW())',
         [row.owner, row.day, row.count, row.time],
       );
+      await addToMonthlyTotals(sqlOf(target.orm), { ...counted, orgId: Number(row.owner) });
+    } else {
+      await target.db.query(
+        'INSERT INTO dtable_run_script_statistics (dtable_uuid, run_date, total_run_count, total_run_time, update_at) VALUES (?, ?, ?, ?, NOW())',
+        [row.owner, row.day, row.count, row.time],
+      );
+      await addToMonthlyTotals(sqlOf(target.orm), { ...counted, dtableUuid: String(row.owner) });
     }
   }
 }

@@ -33,6 +33,9 @@ beforeEach(async () => {
     'user_run_script_statistics',
     'org_run_script_statistics',
     'dtable_run_script_statistics',
+    'user_run_script_statistics_monthly',
+    'org_run_script_statistics_monthly',
+    'dtable_run_script_statistics_monthly',
   ]) {
     await db.query(`DELETE FROM ${table}`);
   }
@@ -77,15 +80,15 @@ describe('deleteExpiredRows', () => {
 
   test('deletes statistics days before the cutoff day in the configured zone', async () => {
     // In Berlin it is already 4 December: 90 days back is 5 September, the first day kept.
-    await seedStatistics(db, 'user_run_script_statistics', [
+    await seedStatistics({ db, orm }, 'user_run_script_statistics', [
       { owner: 'a@example.invalid', day: '2026-09-04', count: 1, time: 1 },
       { owner: 'a@example.invalid', day: '2026-09-05', count: 1, time: 1 },
     ]);
-    await seedStatistics(db, 'org_run_script_statistics', [
+    await seedStatistics({ db, orm }, 'org_run_script_statistics', [
       { owner: 42, day: '2026-09-04', count: 1, time: 1 },
       { owner: 42, day: '2026-12-04', count: 1, time: 1 },
     ]);
-    await seedStatistics(db, 'dtable_run_script_statistics', [
+    await seedStatistics({ db, orm }, 'dtable_run_script_statistics', [
       { owner: baseA, day: '2026-01-01', count: 1, time: 1 },
       { owner: baseA, day: '2026-09-05', count: 1, time: 1 },
     ]);
@@ -110,6 +113,40 @@ describe('deleteExpiredRows', () => {
       '2026-09-05',
       '2026-12-04',
     ]);
+  });
+
+  test('takes deleted days off the monthly totals and drops months left empty', async () => {
+    await seedStatistics({ db, orm }, 'user_run_script_statistics', [
+      { owner: 'a@example.invalid', day: '2026-09-04', count: 2, time: 3.5 },
+      { owner: 'a@example.invalid', day: '2026-09-05', count: 1, time: 1.25 },
+    ]);
+    await seedStatistics({ db, orm }, 'org_run_script_statistics', [
+      { owner: 42, day: '2026-08-31', count: 4, time: 4 },
+      { owner: 42, day: '2026-12-04', count: 1, time: 1 },
+    ]);
+
+    await deleteExpiredRows({
+      orm,
+      logger: silent,
+      logDays: 30,
+      statisticsDays: 90,
+      now: () => now,
+      timeZone: 'Europe/Berlin',
+    });
+
+    const months = await db.query<{ owner: string; month: string; runs: number; run_time: number }>(
+      `SELECT username AS owner, DATE_FORMAT(month, '%Y-%m') AS month, total_run_count AS runs, total_run_time AS run_time
+       FROM user_run_script_statistics_monthly
+       UNION ALL SELECT org_id, DATE_FORMAT(month, '%Y-%m'), total_run_count, total_run_time
+       FROM org_run_script_statistics_monthly ORDER BY month`,
+    );
+    assert.deepEqual(
+      months.map((row) => [String(row.owner), row.month, row.runs, row.run_time]),
+      [
+        ['a@example.invalid', '2026-09', 1, 1.25],
+        ['42', '2026-12', 1, 1],
+      ],
+    );
   });
 
   test('works through more expired rows than one batch holds', async () => {
@@ -138,7 +175,7 @@ describe('deleteExpiredRows', () => {
 
   test('keeps everything when the keeping times are 0', async () => {
     await seedRuns(db, [{ id: 1, created_at: '2020-01-01 00:00:00' }]);
-    await seedStatistics(db, 'org_run_script_statistics', [
+    await seedStatistics({ db, orm }, 'org_run_script_statistics', [
       { owner: 42, day: '2020-01-01', count: 1, time: 1 },
     ]);
 

@@ -1,10 +1,12 @@
 import { Migration0001OriginalTables } from './Migration0001OriginalTables.ts';
 import { Migration0002PipelineTables } from './Migration0002PipelineTables.ts';
 import { Migration0003ReadModelIndexes } from './Migration0003ReadModelIndexes.ts';
+import { Migration0004MonthlyStatistics } from './Migration0004MonthlyStatistics.ts';
 
 /** Every migration, in order. A new one is added at the end and never edited afterwards. */
 export const migrationsList = [
   { name: 'Migration0001OriginalTables', class: Migration0001OriginalTables },
   { name: 'Migration0002PipelineTables', class: Migration0002PipelineTables },
   { name: 'Migration0003ReadModelIndexes', class: Migration0003ReadModelIndexes },
+  { name: 'Migration0004MonthlyStatistics', class: Migration0004MonthlyStatistics },
 ];

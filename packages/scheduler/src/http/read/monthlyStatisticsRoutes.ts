@@ -3,11 +3,11 @@ import { type Parsed, positiveInteger, queryValue } from './queryValues.ts';
 import { pageWindow, type ReadContext, wholeNumber } from './readModel.ts';
 import { plainBadRequest } from './replies.ts';
 import { requestedMonth } from './runningCountRoute.ts';
-import { monthDays } from './zonedTime.ts';
 
-/** One way of totalling a month: whose statistics table, and how an owner is named in answers. */
+/** One way of totalling a month: whose monthly totals, and how an owner is named in answers. */
 interface OwnerKind {
   path: string;
+  /** The monthly totals of the daily table (see Migration0004MonthlyStatistics). */
   table: string;
   column: string;
   /** Rows that are not owners of this kind (org -1 means "no org"). */
@@ -19,14 +19,14 @@ interface OwnerKind {
 const ownerKinds: OwnerKind[] = [
   {
     path: '/admin/statistics/scripts-running/by-user/',
-    table: 'user_run_script_statistics',
+    table: 'user_run_script_statistics_monthly',
     column: 'username',
     answerKey: 'username',
     answerValue: String,
   },
   {
     path: '/admin/statistics/scripts-running/by-org/',
-    table: 'org_run_script_statistics',
+    table: 'org_run_script_statistics_monthly',
     column: 'org_id',
     exclude: 'org_id <> -1',
     answerKey: 'org_id',
@@ -34,7 +34,7 @@ const ownerKinds: OwnerKind[] = [
   },
   {
     path: '/admin/statistics/scripts-running/by-base/',
-    table: 'dtable_run_script_statistics',
+    table: 'dtable_run_script_statistics_monthly',
     column: 'dtable_uuid',
     answerKey: 'base_uuid',
     answerValue: String,
@@ -44,7 +44,9 @@ const ownerKinds: OwnerKind[] = [
 export const maxStatisticsPerPage = 1000;
 
 /**
- * The admin's monthly totals per user, org and base, from the daily statistics rows.
+ * The admin's monthly totals per user, org and base. They are read from the monthly
+ * totals of the daily statistics rows, which hold one row per owner and month, so a page
+ * sorted by a total costs a sort of the month's owners, not a sum over their days.
  * Without `order_by` owners come in ascending order of their name or id; ties of the
  * ordered total fall back to that order, so pages never overlap.
  */
@@ -68,21 +70,21 @@ export function monthlyStatisticsRoutes(app: FastifyInstance, context: ReadConte
       );
       if (!perPage.ok) return plainBadRequest(reply, perPage.reason);
 
-      const { first, next } = monthDays(month.value);
-      const where = `run_date >= ? AND run_date < ?${kind.exclude ? ` AND ${kind.exclude}` : ''}`;
+      const where = `month = ?${kind.exclude ? ` AND ${kind.exclude}` : ''}`;
+      const monthStart = `${month.value}-01`;
       const [owners] = await context.selectRows<{ count: unknown }>(
-        `SELECT COUNT(DISTINCT ${kind.column}) AS count FROM ${kind.table} WHERE ${where}`,
-        [first, next],
+        `SELECT COUNT(*) AS count FROM ${kind.table} WHERE ${where}`,
+        [monthStart],
       );
       const totals = await context.selectRows<{
         owner: unknown;
         run_count: unknown;
         run_time: unknown;
       }>(
-        `SELECT ${kind.column} AS owner, SUM(total_run_count) AS run_count, SUM(total_run_time) AS run_time
-         FROM ${kind.table} WHERE ${where} GROUP BY ${kind.column}
+        `SELECT ${kind.column} AS owner, total_run_count AS run_count, total_run_time AS run_time
+         FROM ${kind.table} WHERE ${where}
          ORDER BY ${order.value} ${kind.column} ASC LIMIT ? OFFSET ?`,
-        [first, next, ...pageWindow(page.value, perPage.value)],
+        [monthStart, ...pageWindow(page.value, perPage.value)],
       );
       return {
         month: month.value,
