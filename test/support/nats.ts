@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,9 +50,12 @@ export async function startNatsServer(): Promise<NatsServer> {
 }
 
 async function launch(port: number, storeDir: string): Promise<ChildProcess> {
+  // nats-server 2.9 has no command-line flag for the payload limit: it goes in a config file.
+  const configFile = join(storeDir, 'test-server.conf');
+  await writeFile(configFile, 'max_payload: 8MB\n');
   const child = spawn(
     natsBinary,
-    ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir, '--max_payload', '8MB'],
+    ['-c', configFile, '-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';
