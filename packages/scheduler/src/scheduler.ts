@@ -3,8 +3,11 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { ClaimResponder } from './claims/claimResponder.ts';
+import { FairSharePolicy } from './claims/fairShare.ts';
 import type { SchedulerConfig } from './config.ts';
 import { migrateDatabase, openDatabase } from './db/orm.ts';
+import { FleetView } from './fleet/fleetView.ts';
+import { NoticeBook } from './fleet/noticeBook.ts';
 import { buildApp } from './http/app.ts';
 import { RunEventLog } from './messaging/eventLog.ts';
 import { ensureEventLog, StartupError } from './messaging/streamSetup.ts';
@@ -46,7 +49,21 @@ export async function startScheduler(
     authToken: config.authToken,
   });
   const projection = new RunProjection({ orm, eventLog, timeZone: config.timeZone, logger });
+  const fleet = new FleetView({ jetStream: eventLog.jetStream, naming: config.naming });
+  const fairShare = new FairSharePolicy({
+    orm,
+    totalSlots: () => fleet.totalSlots(),
+    seatable,
+    claimNotification: new NoticeBook(eventLog.jetStream, config.naming).claim,
+    rules: {
+      windowSeconds: config.fairShare.windowSeconds,
+      rateLimitShare: config.fairShare.rateLimitShare,
+      deferMs: 1000,
+    },
+    logger: logger.child({ component: 'fair-share' }),
+  });
   const claims = new ClaimResponder({
+    decideFairShare: fairShare.check,
     connection,
     eventLog,
     seatable,
@@ -56,6 +73,7 @@ export async function startScheduler(
   });
   const watchdog = new LostRunWatchdog({
     orm,
+    fleet,
     eventLog,
     timeoutSeconds: config.processTimeoutSeconds,
     graceSeconds: config.watchdogGraceSeconds,

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Kvm } from '@nats-io/kv';
 import { bucketNames, encodeJson, outputTexts, type StarterHeartbeat } from '@pipeline/events';
+import { FleetView } from '../src/fleet/fleetView.ts';
 import { RunProjection } from '../src/projection/runProjection.ts';
 import { LostRunWatchdog } from '../src/watchdog/lostRuns.ts';
 import { append, runFinished, runRequested, runStarted } from './support/events.ts';
@@ -23,6 +24,13 @@ before(async () => {
   watchdog = new LostRunWatchdog({
     orm: services.orm,
     eventLog: services.eventLog,
+    // Fresh reads every time: the test puts heartbeats between sweeps.
+    fleet: {
+      isAlive: (starterId) =>
+        new FleetView({ jetStream: services.eventLog.jetStream, naming: services.naming }).isAlive(
+          starterId,
+        ),
+    },
     timeoutSeconds: 10,
     graceSeconds: 5,
     intervalSeconds: 3600,

@@ -25,7 +25,7 @@ export type FairShareDecision =
 
 export type FairShareCheck = (run: RunRequested, claim: ClaimRequest) => Promise<FairShareDecision>;
 
-// TODO(#3): fair share over PYTHON_SCHEDULER_WINDOW_SECS is not decided yet; every claim is allowed.
+/** No fair share at all: what a responder without a policy does (tests of the claim itself). */
 export const allowEveryClaim: FairShareCheck = async () => ({ decision: 'allow' });
 
 export interface ClaimResponderDeps {

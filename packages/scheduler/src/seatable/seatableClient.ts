@@ -22,6 +22,8 @@ export type RunningLimit =
   | { outcome: 'limit'; limit: number }
   | { outcome: 'error'; reason: string };
 
+export type NotificationOutcome = { outcome: 'sent' } | { outcome: 'error'; reason: string };
+
 export class SeaTableClient {
   private readonly serverUrl: string;
   private readonly authToken: string;
@@ -75,6 +77,31 @@ export class SeaTableClient {
       };
     }
     return { outcome: 'limit', limit };
+  }
+
+  /** Tells SeaTable that owners ran over their fair share (it notifies them). */
+  async notifyScriptsExceeded(
+    target: { orgIds: number[] } | { owners: string[] },
+  ): Promise<NotificationOutcome> {
+    const body = 'orgIds' in target ? { org_ids: target.orgIds } : { owners: target.owners };
+    try {
+      const response = await fetch(`${this.serverUrl}/api/v2.1/scripts-exceeded-notifications/`, {
+        method: 'POST',
+        headers: {
+          Authorization: `Token ${this.authToken}`,
+          'Content-Type': 'application/json',
+        },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(this.timeoutMs),
+        redirect: 'error',
+      });
+      await response.arrayBuffer();
+      if (response.status >= 200 && response.status < 300) return { outcome: 'sent' };
+      return { outcome: 'error', reason: `SeaTable answered ${response.status}` };
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string } }).cause?.code;
+      return { outcome: 'error', reason: cause ?? (error as Error).name ?? 'request failed' };
+    }
   }
 
   private async get(

@@ -1,19 +1,15 @@
 import type { MikroORM } from '@mikro-orm/mariadb';
-import { type KV, Kvm } from '@nats-io/kv';
-import {
-  bucketNames,
-  decodeWith,
-  outputTexts,
-  type RunFinished,
-  starterHeartbeatSchema,
-} from '@pipeline/events';
+import { outputTexts, type RunFinished } from '@pipeline/events';
 import type { Logger } from 'pino';
 import { fromSqlDateTime, sqlOf, toSqlDateTime } from '../db/sql.ts';
+import type { FleetView } from '../fleet/fleetView.ts';
 import type { RunEventLog } from '../messaging/eventLog.ts';
 
 export interface LostRunWatchdogDeps {
   orm: MikroORM;
   eventLog: RunEventLog;
+  /** Which starters still send heartbeats. */
+  fleet: Pick<FleetView, 'isAlive'>;
   /** `PYTHON_PROCESS_TIMEOUT`: a run's own deadline. */
   timeoutSeconds: number;
   /** Extra time after the deadline before a silent starter's run counts as lost. */
@@ -23,8 +19,6 @@ export interface LostRunWatchdogDeps {
   now?: () => Date;
 }
 
-/** Starters beat every few seconds and their entries live 30 s; older ones are gone. */
-export const heartbeatStaleMs = 30_000;
 const candidatesPerSweep = 500;
 
 interface OpenClaimedRun {
@@ -46,7 +40,6 @@ export class LostRunWatchdog {
   private readonly now: () => Date;
   private timer: NodeJS.Timeout | undefined;
   private sweeping: Promise<number> | undefined;
-  private fleet: KV | undefined;
 
   constructor(deps: LostRunWatchdogDeps) {
     this.deps = deps;
@@ -71,8 +64,6 @@ export class LostRunWatchdog {
     if (this.sweeping) return await this.sweeping;
     this.sweeping = this.sweep()
       .catch((error: unknown) => {
-        // The bucket may be gone (NATS lost its data); open or create it again next time.
-        this.fleet = undefined;
         this.logger.warn({ err: error }, 'lost-run sweep failed, retrying at the next interval');
         return 0;
       })
@@ -103,33 +94,13 @@ export class LostRunWatchdog {
     for (const run of candidates) {
       let alive = liveness.get(run.starter_id);
       if (alive === undefined) {
-        alive = await this.hasLiveHeartbeat(run.starter_id, now);
+        alive = await this.deps.fleet.isAlive(run.starter_id);
         liveness.set(run.starter_id, alive);
       }
       if (alive) continue;
       if (await this.endAsLost(run, now)) ended += 1;
     }
     return ended;
-  }
-
-  private async hasLiveHeartbeat(starterId: string, now: Date): Promise<boolean> {
-    const fleet = await this.openFleet();
-    const entry = await fleet.get(starterId);
-    if (entry?.operation !== 'PUT') return false;
-    const heartbeat = decodeWith(starterHeartbeatSchema, entry.value);
-    const beatAt = heartbeat.ok ? new Date(heartbeat.value.at) : entry.created;
-    return now.getTime() - beatAt.getTime() <= heartbeatStaleMs;
-  }
-
-  private async openFleet(): Promise<KV> {
-    if (this.fleet) return this.fleet;
-    const kvm = new Kvm(this.deps.eventLog.jetStream);
-    const name = bucketNames.fleet(this.deps.eventLog.naming);
-    // Same settings as the starters use, so whoever comes first creates it.
-    this.fleet = await kvm
-      .create(name, { ttl: heartbeatStaleMs, history: 1 })
-      .catch(() => kvm.open(name));
-    return this.fleet;
   }
 
   private async endAsLost(run: OpenClaimedRun, now: Date): Promise<boolean> {

@@ -2,6 +2,7 @@ import { Migration0001OriginalTables } from './Migration0001OriginalTables.ts';
 import { Migration0002PipelineTables } from './Migration0002PipelineTables.ts';
 import { Migration0003ReadModelIndexes } from './Migration0003ReadModelIndexes.ts';
 import { Migration0004MonthlyStatistics } from './Migration0004MonthlyStatistics.ts';
+import { Migration0005FairShareIndexes } from './Migration0005FairShareIndexes.ts';
 
 /** Every migration, in order. A new one is added at the end and never edited afterwards. */
 export const migrationsList = [
@@ -9,4 +10,5 @@ export const migrationsList = [
   { name: 'Migration0002PipelineTables', class: Migration0002PipelineTables },
   { name: 'Migration0003ReadModelIndexes', class: Migration0003ReadModelIndexes },
   { name: 'Migration0004MonthlyStatistics', class: Migration0004MonthlyStatistics },
+  { name: 'Migration0005FairShareIndexes', class: Migration0005FairShareIndexes },
 ];

@@ -1,0 +1,182 @@
+import type { MikroORM } from '@mikro-orm/mariadb';
+import type { ClaimRequest, RunRequested } from '@pipeline/events';
+import type { Logger } from 'pino';
+import { sqlOf, toSqlDateTime } from '../db/sql.ts';
+import type { SeaTableClient } from '../seatable/seatableClient.ts';
+import type { FairShareCheck, FairShareDecision } from './claimResponder.ts';
+
+/** Who a share belongs to: the org, or the user when the run has no org. */
+export type ShareOwner = { kind: 'org'; orgId: number } | { kind: 'user'; username: string };
+
+export function shareOwnerOf(run: RunRequested): ShareOwner {
+  return run.data.orgId !== -1
+    ? { kind: 'org', orgId: run.data.orgId }
+    : { kind: 'user', username: run.data.owner };
+}
+
+function ownerKey(owner: ShareOwner): string {
+  return owner.kind === 'org' ? `org:${owner.orgId}` : `user:${owner.username}`;
+}
+
+/** What the policy knows of the fleet and the owner at the moment of a claim. */
+export interface ShareSnapshot {
+  /** Slots of the live starters; at least 1 (a claim comes from a starter). */
+  totalSlots: number;
+  /** Seconds of run time the owner used inside the window, running runs included. */
+  usedSeconds: number;
+  /** The owner's runs that are running now. */
+  runningNow: number;
+  /** Other owners with runs waiting for a slot. */
+  otherOwnersWaiting: number;
+}
+
+export interface FairShareRules {
+  windowSeconds: number;
+  /** `PYTHON_SCHEDULER_RATE_LIMIT_PERCENT` as a share: 0.25 = a quarter of the capacity. */
+  rateLimitShare: number;
+  /** How long a run of an owner holding more than its slots waits before it is offered again. */
+  deferMs: number;
+}
+
+/**
+ * The decision itself, pure:
+ *
+ * - over the share of the fleet's time in the window (window × slots × share): refused;
+ * - holding at least an equal part of the slots while other owners wait: deferred, so a
+ *   burst of one owner does not hold up everyone queued behind it (head-of-line);
+ * - otherwise allowed.
+ */
+export function decideShare(snapshot: ShareSnapshot, rules: FairShareRules): FairShareDecision {
+  const capacitySeconds = rules.windowSeconds * Math.max(1, snapshot.totalSlots);
+  if (snapshot.usedSeconds > capacitySeconds * rules.rateLimitShare) return { decision: 'reject' };
+  if (snapshot.otherOwnersWaiting > 0) {
+    const equalPart = Math.max(
+      1,
+      Math.floor(snapshot.totalSlots / (snapshot.otherOwnersWaiting + 1)),
+    );
+    if (snapshot.runningNow >= equalPart) return { decision: 'defer', delayMs: rules.deferMs };
+  }
+  return { decision: 'allow' };
+}
+
+export interface FairSharePolicyDeps {
+  orm: MikroORM;
+  /** Slots of the live starters. */
+  totalSlots: () => Promise<number>;
+  seatable: Pick<SeaTableClient, 'notifyScriptsExceeded'>;
+  /** Claims "the notification for this owner in this window", true only the first time. */
+  claimNotification: (key: string, windowSeconds: number) => Promise<boolean>;
+  rules: FairShareRules;
+  logger: Logger;
+  now?: () => Date;
+}
+
+/** Pending runs older than this are left out of "who is waiting": they are stuck, not queued. */
+const waitingHorizonMs = 60 * 60 * 1000;
+
+/** Fair share at claim time, over the read model and the fleet's heartbeats. */
+export class FairSharePolicy {
+  private readonly deps: FairSharePolicyDeps;
+  private readonly now: () => Date;
+
+  constructor(deps: FairSharePolicyDeps) {
+    this.deps = deps;
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  readonly check: FairShareCheck = async (run: RunRequested, claim: ClaimRequest) => {
+    const owner = shareOwnerOf(run);
+    const snapshot = await this.snapshot(owner, claim.runId);
+    const decision = decideShare(snapshot, this.deps.rules);
+    if (decision.decision === 'reject') this.notifyOnce(owner);
+    return decision;
+  };
+
+  async snapshot(owner: ShareOwner, runId: number): Promise<ShareSnapshot> {
+    const now = this.now();
+    const windowStart = new Date(now.getTime() - this.deps.rules.windowSeconds * 1000);
+    const [totalSlots, usage, waiting] = await Promise.all([
+      this.deps.totalSlots(),
+      this.usage(owner, windowStart, now),
+      this.otherOwnersWaiting(owner, runId, now),
+    ]);
+    return { totalSlots: Math.max(1, totalSlots), ...usage, otherOwnersWaiting: waiting };
+  }
+
+  /**
+   * Run time inside the window: finished runs by the part of them after the window's start
+   * (index range on finished_at), and running runs by their time so far.
+   */
+  private async usage(owner: ShareOwner, windowStart: Date, now: Date) {
+    const [column, value] =
+      owner.kind === 'org' ? ['org_id', owner.orgId] : ['owner', owner.username];
+    const userOnly = owner.kind === 'user' ? ' AND org_id = -1' : '';
+    const sql = sqlOf(this.deps.orm);
+    const start = toSqlDateTime(windowStart);
+    const end = toSqlDateTime(now);
+    const [finished] = await sql.all<{ seconds: number | string | null }>(
+      `SELECT SUM(TIMESTAMPDIFF(MICROSECOND, GREATEST(started_at, ?), finished_at)) / 1000000 AS seconds
+       FROM script_log
+       WHERE ${column} = ?${userOnly} AND finished_at >= ? AND finished_at <= ? AND started_at IS NOT NULL`,
+      [start, value, start, end],
+    );
+    const [running] = await sql.all<{ seconds: number | string | null; runs: number | string }>(
+      `SELECT SUM(TIMESTAMPDIFF(MICROSECOND, GREATEST(started_at, ?), ?)) / 1000000 AS seconds,
+              COUNT(*) AS runs
+       FROM script_log
+       WHERE ${column} = ?${userOnly} AND state = 'running'`,
+      [start, end, value],
+    );
+    return {
+      usedSeconds: Number(finished?.seconds ?? 0) + Number(running?.seconds ?? 0),
+      runningNow: Number(running?.runs ?? 0),
+    };
+  }
+
+  private async otherOwnersWaiting(owner: ShareOwner, runId: number, now: Date): Promise<number> {
+    const since = toSqlDateTime(new Date(now.getTime() - waitingHorizonMs));
+    const rows = await sqlOf(this.deps.orm).all<{ org_id: number | null; owner: string | null }>(
+      `SELECT DISTINCT org_id, owner FROM script_log
+       WHERE state = 'pending' AND created_at >= ? AND id <> ?
+       LIMIT 200`,
+      [since, runId],
+    );
+    const mine = ownerKey(owner);
+    const others = new Set<string>();
+    for (const row of rows) {
+      const key =
+        row.org_id !== null && row.org_id !== -1 ? `org:${row.org_id}` : `user:${row.owner ?? ''}`;
+      if (key !== mine) others.add(key);
+    }
+    return others.size;
+  }
+
+  /** SeaTable hears of an owner over its share once per window; a failure never blocks runs. */
+  private notifyOnce(owner: ShareOwner): void {
+    const windowSeconds = this.deps.rules.windowSeconds;
+    const window = Math.floor(this.now().getTime() / (windowSeconds * 1000));
+    const key = `${ownerKey(owner)}@${window}`;
+    void (async () => {
+      if (!(await this.deps.claimNotification(key, windowSeconds))) return;
+      const target =
+        owner.kind === 'org' ? { orgIds: [owner.orgId] } : { owners: [owner.username] };
+      const outcome = await this.deps.seatable.notifyScriptsExceeded(target);
+      if (outcome.outcome === 'error') {
+        this.deps.logger.warn(
+          { owner: ownerKey(owner), reason: outcome.reason },
+          'fair share notification to SeaTable failed',
+        );
+      } else {
+        this.deps.logger.info(
+          { owner: ownerKey(owner) },
+          'SeaTable notified of an owner over its fair share',
+        );
+      }
+    })().catch((error: unknown) =>
+      this.deps.logger.warn(
+        { err: error, owner: ownerKey(owner) },
+        'fair share notification failed',
+      ),
+    );
+  }
+}
