@@ -146,14 +146,18 @@ function endpoints(md5: (text: string) => string): Endpoint[] {
       md5,
     );
   const base = (random: () => number) => baseUuidOf(pick(random, baseCount), md5);
+  /** The log of the one script each base runs: seq % 5, which is 4 × base number % 5. */
+  const scriptLogs = (random: () => number, form: (uuid: string) => string, query: string) => {
+    const baseNumber = pick(random, baseCount);
+    return `/tasks/${form(baseUuidOf(baseNumber, md5))}/script${(baseNumber * 4) % 5}.py/logs/${query}`;
+  };
   const day = (random: () => number) =>
     new Date(newest.getTime() - pick(random, 25) * 86_400_000).toISOString().slice(0, 10);
   return [
-    { name: 'task logs, page 1', url: (r) => `/tasks/${base(r)}/script${pick(r, 5)}.py/logs/` },
+    { name: 'task logs, page 1', url: (r) => scriptLogs(r, (uuid) => uuid, '') },
     {
       name: 'task logs, page 2 of 5, 32-char uuid',
-      url: (r) =>
-        `/tasks/${base(r).replaceAll('-', '')}/script${pick(r, 5)}.py/logs/?page=2&per_page=5`,
+      url: (r) => scriptLogs(r, (uuid) => uuid.replaceAll('-', ''), '?page=2&per_page=5'),
     },
     {
       name: 'task log detail',
@@ -221,7 +225,10 @@ function endpoints(md5: (text: string) => string): Endpoint[] {
     },
     {
       name: 'statistics by-day, org + base',
-      url: (r) => `/admin/statistics/by-day/?org_id=${orgWithRuns(r)}&base_uuid=${base(r)}`,
+      url: (r) => {
+        const org = orgWithRuns(r);
+        return `/admin/statistics/by-day/?org_id=${org}&base_uuid=${baseOfOrg(org, r)}`;
+      },
     },
   ];
 }

@@ -45,15 +45,21 @@ export function adminRunsRoute(app: FastifyInstance, context: ReadContext): void
     if (!perPage.ok) return jsonBadRequest(reply, perPage.reason);
 
     const { where, params } = filter.value;
-    const [counted] = await context.selectRows<{ count: unknown }>(
-      `SELECT COUNT(*) AS count FROM script_log ${where}`,
-      params,
-    );
-    const rows = await context.selectRows<Omit<ScriptLogRow, 'context_data' | 'output'>>(
-      `SELECT ${listedColumns} FROM script_log ${where}
-       ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`,
-      [...params, ...pageWindow(page.value, perPage.value)],
-    );
+    // TODO(#3): without any filter `total_count` counts the whole table: about 65 ms for a
+    // million runs (bench/readModel.bench.ts), over the 50 ms target. A run counter kept by
+    // the projector and retention would make it constant.
+    // The count and the page do not depend on each other: ask for both at once.
+    const [[counted], rows] = await Promise.all([
+      context.selectRows<{ count: unknown }>(
+        `SELECT COUNT(*) AS count FROM script_log ${where}`,
+        params,
+      ),
+      context.selectRows<Omit<ScriptLogRow, 'context_data' | 'output'>>(
+        `SELECT ${listedColumns} FROM script_log ${where}
+         ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`,
+        [...params, ...pageWindow(page.value, perPage.value)],
+      ),
+    ]);
     return {
       runs: rows.map((row) => listedRun(row, context.timeZone)),
       total_count: wholeNumber(counted?.count),

@@ -72,20 +72,23 @@ export function monthlyStatisticsRoutes(app: FastifyInstance, context: ReadConte
 
       const where = `month = ?${kind.exclude ? ` AND ${kind.exclude}` : ''}`;
       const monthStart = `${month.value}-01`;
-      const [owners] = await context.selectRows<{ count: unknown }>(
-        `SELECT COUNT(*) AS count FROM ${kind.table} WHERE ${where}`,
-        [monthStart],
-      );
-      const totals = await context.selectRows<{
-        owner: unknown;
-        run_count: unknown;
-        run_time: unknown;
-      }>(
-        `SELECT ${kind.column} AS owner, total_run_count AS run_count, total_run_time AS run_time
-         FROM ${kind.table} WHERE ${where}
-         ORDER BY ${order.value} ${kind.column} ASC LIMIT ? OFFSET ?`,
-        [monthStart, ...pageWindow(page.value, perPage.value)],
-      );
+      // The count and the page do not depend on each other: ask for both at once.
+      const [[owners], totals] = await Promise.all([
+        context.selectRows<{ count: unknown }>(
+          `SELECT COUNT(*) AS count FROM ${kind.table} WHERE ${where}`,
+          [monthStart],
+        ),
+        context.selectRows<{
+          owner: unknown;
+          run_count: unknown;
+          run_time: unknown;
+        }>(
+          `SELECT ${kind.column} AS owner, total_run_count AS run_count, total_run_time AS run_time
+           FROM ${kind.table} WHERE ${where}
+           ORDER BY ${order.value} ${kind.column} ASC LIMIT ? OFFSET ?`,
+          [monthStart, ...pageWindow(page.value, perPage.value)],
+        ),
+      ]);
       return {
         month: month.value,
         count: wholeNumber(owners?.count),

@@ -55,15 +55,18 @@ export function runStatisticsRoutes(app: FastifyInstance, context: ReadContext):
     if (!parsed.ok) return jsonBadRequest(reply, parsed.reason);
     const { where, params, limit } = parsed.value;
 
-    const [counted] = await context.selectRows<{ count: unknown }>(
-      `SELECT COUNT(DISTINCT dtable_uuid) AS count FROM script_log ${where}`,
-      params,
-    );
-    const rows = await context.selectRows<CounterRow & { dtable_uuid: string }>(
-      `SELECT dtable_uuid, ${counters} FROM script_log ${where}
-       GROUP BY dtable_uuid ORDER BY dtable_uuid LIMIT ? OFFSET ?`,
-      [...params, ...limit],
-    );
+    // The count and the page do not depend on each other: ask for both at once.
+    const [[counted], rows] = await Promise.all([
+      context.selectRows<{ count: unknown }>(
+        `SELECT COUNT(DISTINCT dtable_uuid) AS count FROM script_log ${where}`,
+        params,
+      ),
+      context.selectRows<CounterRow & { dtable_uuid: string }>(
+        `SELECT dtable_uuid, ${counters} FROM script_log ${where}
+         GROUP BY dtable_uuid ORDER BY dtable_uuid LIMIT ? OFFSET ?`,
+        [...params, ...limit],
+      ),
+    ]);
     return {
       results: rows.map((row) => ({ base_uuid: row.dtable_uuid, ...counterValues(row) })),
       total_count: wholeNumber(counted?.count),
@@ -79,15 +82,18 @@ export function runStatisticsRoutes(app: FastifyInstance, context: ReadContext):
     if (span === null) return { results: [], total_count: 0 };
     const day = localDayExpression('finished_at', span.first, span.last, context.timeZone);
 
-    const [counted] = await context.selectRows<{ count: unknown }>(
-      `SELECT COUNT(DISTINCT ${day.sql}) AS count FROM script_log ${where}`,
-      [...day.params, ...params],
-    );
-    const rows = await context.selectRows<CounterRow & { run_day: string }>(
-      `SELECT ${day.sql} AS run_day, ${counters} FROM script_log ${where}
-       GROUP BY run_day ORDER BY run_day LIMIT ? OFFSET ?`,
-      [...day.params, ...params, ...limit],
-    );
+    // The count and the page do not depend on each other: ask for both at once.
+    const [[counted], rows] = await Promise.all([
+      context.selectRows<{ count: unknown }>(
+        `SELECT COUNT(DISTINCT ${day.sql}) AS count FROM script_log ${where}`,
+        [...day.params, ...params],
+      ),
+      context.selectRows<CounterRow & { run_day: string }>(
+        `SELECT ${day.sql} AS run_day, ${counters} FROM script_log ${where}
+         GROUP BY run_day ORDER BY run_day LIMIT ? OFFSET ?`,
+        [...day.params, ...params, ...limit],
+      ),
+    ]);
     return {
       results: rows.map((row) => ({
         date: String(row.run_day).slice(0, 10),

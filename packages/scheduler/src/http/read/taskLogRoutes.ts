@@ -44,14 +44,17 @@ export function taskLogRoutes(app: FastifyInstance, context: ReadContext): void 
 
       const scriptName = request.params.scriptName;
       const filter = [dtableUuid, scriptName, scriptName];
-      const [counted] = await selectRows<{ count: unknown }>(
-        `SELECT COUNT(*) AS count FROM script_log WHERE ${scriptRunsWhere}`,
-        filter,
-      );
-      const rows = await selectRows<ScriptLogRow>(
-        `SELECT ${runColumns} FROM script_log WHERE ${scriptRunsWhere} ORDER BY id ${order} LIMIT ? OFFSET ?`,
-        [...filter, ...pageWindow(page.value, perPage.value)],
-      );
+      // The count and the page do not depend on each other: ask for both at once.
+      const [[counted], rows] = await Promise.all([
+        selectRows<{ count: unknown }>(
+          `SELECT COUNT(*) AS count FROM script_log WHERE ${scriptRunsWhere}`,
+          filter,
+        ),
+        selectRows<ScriptLogRow>(
+          `SELECT ${runColumns} FROM script_log WHERE ${scriptRunsWhere} ORDER BY id ${order} LIMIT ? OFFSET ?`,
+          [...filter, ...pageWindow(page.value, perPage.value)],
+        ),
+      ]);
       return {
         task_logs: rows.map((row) => toRunView(row, timeZone)),
         count: wholeNumber(counted?.count),
