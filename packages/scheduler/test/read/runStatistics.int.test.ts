@@ -220,6 +220,10 @@ describe('GET /admin/statistics/by-day/', () => {
     ];
     const fromTheData = await statisticsOf('by-day', '?org_id=43');
     const fromTheRange = await statisticsOf('by-day', '?org_id=43&start=2026-03-28&end=2026-03-30');
+    const fromAWideRange = await statisticsOf(
+      'by-day',
+      '?org_id=43&start=1990-01-01&end=2040-12-31',
+    );
 
     assert.deepEqual(
       fromTheData.results.map((row) => [row.date, row.number_of_runs]),
@@ -227,6 +231,10 @@ describe('GET /admin/statistics/by-day/', () => {
     );
     assert.deepEqual(
       fromTheRange.results.map((row) => [row.date, row.number_of_runs]),
+      expected,
+    );
+    assert.deepEqual(
+      fromAWideRange.results.map((row) => [row.date, row.number_of_runs]),
       expected,
     );
     assert.equal(fromTheData.total_count, 3);
