@@ -186,6 +186,12 @@ interface IntegerCheck {
 
 const positiveInteger: IntegerCheck = { min: 1, description: 'must be a positive integer' };
 const port: IntegerCheck = { min: 1, max: 65535, description: 'must be a port number (1-65535)' };
+/** 0 lets the system pick a free port (tests, several schedulers on one host). */
+const listenPort: IntegerCheck = {
+  min: 0,
+  max: 65535,
+  description: 'must be a port number (0-65535; 0 picks a free one)',
+};
 
 /** Parses and checks the environment; throws a `ConfigError` listing every problem. */
 export function loadConfig(env: Env = process.env): SchedulerConfig {
@@ -214,7 +220,7 @@ export function loadConfig(env: Env = process.env): SchedulerConfig {
     stream: readStream(reader),
     http: {
       host: reader.optionalString('SCHEDULER_HOST') ?? '127.0.0.1',
-      port: reader.integer('SCHEDULER_PORT', 5055, port),
+      port: reader.integer('SCHEDULER_PORT', 5055, listenPort),
       maxBodyBytes: reader.integer('PIPELINE_MAX_BODY_BYTES', 1_000_000, {
         min: 1024,
         description: 'must be an integer of at least 1024 (bytes)',

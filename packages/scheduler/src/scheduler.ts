@@ -12,6 +12,7 @@ import { buildApp } from './http/app.ts';
 import { RunEventLog } from './messaging/eventLog.ts';
 import { ensureEventLog, StartupError } from './messaging/streamSetup.ts';
 import { RunProjection } from './projection/runProjection.ts';
+import { startRetention } from './retention/retention.ts';
 import { SeaTableClient } from './seatable/seatableClient.ts';
 import { RunAdmission } from './submission/runAdmission.ts';
 import { LostRunWatchdog } from './watchdog/lostRuns.ts';
@@ -83,6 +84,13 @@ export async function startScheduler(
   projection.start();
   claims.start();
   watchdog.start();
+  const retention = startRetention({
+    orm,
+    logger,
+    logDays: config.retention.logDays,
+    statisticsDays: config.retention.statisticsDays,
+    timeZone: config.timeZone,
+  });
 
   const admission = new RunAdmission({
     orm,
@@ -110,6 +118,7 @@ export async function startScheduler(
         ['http', () => app.close()],
         ['claims', () => claims.stop()],
         ['watchdog', () => watchdog.stop()],
+        ['retention', () => retention.stop()],
         ['projection', () => projection.stop()],
         ['nats', () => connection.drain()],
         ['database', () => orm.close()],

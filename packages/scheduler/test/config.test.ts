@@ -62,7 +62,7 @@ describe('loadConfig', () => {
         'TIME_ZONE: must be an IANA time zone such as Europe/Berlin, got "Mars/Olympus"',
         'PYTHON_PROCESS_TIMEOUT: must be a positive integer, got "abc"',
         'PYTHON_SCHEDULER_RATE_LIMIT_PERCENT: must be a share between 0 and 1 (0.25 means 25 %), got "25"',
-        'SCHEDULER_PORT: must be a port number (1-65535), got "70000"',
+        'SCHEDULER_PORT: must be a port number (0-65535; 0 picks a free one), got "70000"',
         'PIPELINE_STREAM_REPLICAS: must be an integer from 1 to 5, got "0"',
         'LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent, got "loud"',
       ].sort(),

@@ -180,7 +180,7 @@ describe('the scheduler process', () => {
       'NATS_URL: is required',
       'PYTHON_PROCESS_TIMEOUT: must be a positive integer, got "abc"',
       'PYTHON_SCHEDULER_AUTH_TOKEN: is required',
-      'SCHEDULER_PORT: must be a port number (1-65535), got "x"',
+      'SCHEDULER_PORT: must be a port number (0-65535; 0 picks a free one), got "x"',
       'SEATABLE_SERVER_URL: is required',
     ]);
   });

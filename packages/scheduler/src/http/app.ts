@@ -60,7 +60,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       timeZone: deps.timeZone,
       requestDeadlineMs: deps.requestDeadlineMs ?? 4000,
     });
-    await readRoutes(authenticated, { orm: deps.orm, timeZone: deps.timeZone });
+    await readRoutes(authenticated, {
+      orm: deps.orm,
+      timeZone: deps.timeZone,
+      requestDeadlineMs: deps.requestDeadlineMs ?? 4000,
+    });
   });
 
   return app;

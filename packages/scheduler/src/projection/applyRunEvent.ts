@@ -8,6 +8,7 @@ import type {
 } from '@pipeline/events';
 import type { Logger } from 'pino';
 import { type Sql, toSqlDateTime } from '../db/sql.ts';
+import { addToMonthlyTotals } from '../http/read/monthlyTotals.ts';
 import { localDate } from '../http/runView.ts';
 import { isGroupOwner } from '../submission/parseSubmission.ts';
 import { insertRequestedRun } from './runRows.ts';
@@ -245,11 +246,21 @@ async function countRun(
       [run.org_id, runDate, seconds, updateAt],
     );
   }
-  if (run.owner && !isGroupOwner(run.owner)) {
+  const countsForUser = Boolean(run.owner) && !isGroupOwner(run.owner ?? '');
+  if (countsForUser) {
     await sql.run(
       `INSERT INTO user_run_script_statistics (username, org_id, run_date, total_run_count, total_run_time, update_at)
        VALUES (?, ?, ?, 1, ?, ?) ${add}, org_id = VALUES(org_id)`,
       [run.owner, run.org_id ?? -1, runDate, seconds, updateAt],
     );
   }
+  // The monthly totals the admin lists read, in the same transaction as the daily rows.
+  await addToMonthlyTotals(sql, {
+    runDate,
+    runCount: 1,
+    runTime: seconds,
+    dtableUuid: run.dtable_uuid,
+    ...(run.org_id !== null && run.org_id !== -1 ? { orgId: run.org_id } : {}),
+    ...(countsForUser && run.owner ? { username: run.owner } : {}),
+  });
 }

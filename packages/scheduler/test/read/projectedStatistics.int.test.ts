@@ -169,9 +169,7 @@ describe('statistics of projected runs', () => {
     ]);
   });
 
-  test('gives the monthly lists the sums of the daily rows the projector wrote', {
-    todo: 'TODO(#3): the projector does not call addToMonthlyTotals yet (applyRunEvent.ts countRun)',
-  }, async () => {
+  test('gives the monthly lists the sums of the daily rows the projector wrote', async () => {
     const byUser = bodyOf(
       await fixture.get('/admin/statistics/scripts-running/by-user/?month=2026-12'),
     );
