@@ -13,7 +13,7 @@ import {
 } from '../sandbox/sandboxRuntime.ts';
 import { handoverBytes } from './handover.ts';
 import { outputPieces } from './outputPieces.ts';
-import { runOutcome } from './runOutcome.ts';
+import { runOutcome, withLine } from './runOutcome.ts';
 import { downloadScript, scriptDownloadUrl } from './scriptDownload.ts';
 
 export type RunGrant = Extract<ClaimReply, { decision: 'run' }>;
@@ -27,6 +27,8 @@ export interface RunAssignment {
 
 export interface RunExecutionSettings {
   starterId: string;
+  /** Labels every run container carries besides the profile's (the installation's log). */
+  containerLabels: Record<string, string>;
   outputLimit: number;
   stopGraceSeconds: number;
   timeZone: string | null;
@@ -90,6 +92,7 @@ export class RunExecution {
         containerCreateOptions(this.settings.sandbox, {
           runId: assignment.runId,
           starterId: this.settings.starterId,
+          labels: this.settings.containerLabels,
         }),
       );
     } catch (error) {
@@ -219,6 +222,7 @@ export class RunExecution {
       oomKilled: exit?.oomKilled ?? false,
       timedOut: run.timedOut,
       printed: collector.text(),
+      truncated: collector.truncated,
     });
     // The container's own clock, when the engine reports it. A timed-out run ran for its
     // limit: the stop grace and the teardown are the starter's time, not the script's.
@@ -242,11 +246,12 @@ export class RunExecution {
   /** The engine failed us mid-run: the user sees "Failed" after what the script printed. */
   private platformFailure(collector: OutputCollector, startedAt: Date | null): RunFinished['data'] {
     const now = new Date();
-    const printed = collector.text();
+    const kept = collector.text();
+    const printed = collector.truncated ? withLine(kept, outputTexts.truncated) : kept;
     return {
       success: false,
       returnCode: -1,
-      output: printed === '' ? outputTexts.failed : `${printed}\n${outputTexts.failed}`,
+      output: withLine(printed, outputTexts.failed),
       outputChunks: 0,
       outputTruncated: collector.truncated,
       startedAt: startedAt?.toISOString() ?? null,

@@ -10,6 +10,8 @@ export interface ContainerOutcome {
   timedOut: boolean;
   /** What the script printed, already capped at the output limit. */
   printed: string;
+  /** The script printed more than the limit; the rest was dropped. */
+  truncated?: boolean;
 }
 
 export interface RunOutcome {
@@ -33,7 +35,11 @@ const killedExitCode = 137;
  *   is any SIGKILL.
  * - Otherwise the exit status decides: 0 is success.
  */
-export function runOutcome(container: ContainerOutcome): RunOutcome {
+export function runOutcome(outcome: ContainerOutcome): RunOutcome {
+  // The user learns that output was dropped, on a line of its own after what was kept.
+  const container = outcome.truncated
+    ? { ...outcome, printed: withLine(outcome.printed, outputTexts.truncated) }
+    : outcome;
   if (container.timedOut) {
     return {
       success: false,
@@ -62,7 +68,7 @@ export function runOutcome(container: ContainerOutcome): RunOutcome {
 }
 
 /** `text` on a line of its own after the output. */
-function withLine(output: string, text: string): string {
+export function withLine(output: string, text: string): string {
   if (output === '' || output.endsWith('\n')) return `${output}${text}`;
   return `${output}\n${text}`;
 }
