@@ -59,7 +59,9 @@ export async function startScheduler(
     rules: {
       windowSeconds: config.fairShare.windowSeconds,
       rateLimitShare: config.fairShare.rateLimitShare,
-      deferMs: 1000,
+      deferMsPerQueuedRun: 20,
+      minDeferMs: 1000,
+      maxDeferMs: 15_000,
     },
     logger: logger.child({ component: 'fair-share' }),
   });

@@ -32,7 +32,13 @@ function newPolicy(client: Pick<SeaTableClient, 'notifyScriptsExceeded'>): FairS
     totalSlots: async () => 2,
     seatable: client,
     claimNotification: new NoticeBook(services.eventLog.jetStream, services.naming).claim,
-    rules: { windowSeconds: 300, rateLimitShare: 0.25, deferMs: 1000 },
+    rules: {
+      windowSeconds: 300,
+      rateLimitShare: 0.25,
+      deferMsPerQueuedRun: 20,
+      minDeferMs: 1000,
+      maxDeferMs: 15_000,
+    },
     logger: services.logger,
     now: () => now,
   });

@@ -2,8 +2,20 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { decideShare, type FairShareRules } from '../src/claims/fairShare.ts';
 
-const rules: FairShareRules = { windowSeconds: 300, rateLimitShare: 0.25, deferMs: 1000 };
-const idle = { totalSlots: 4, usedSeconds: 0, runningNow: 0, otherOwnersWaiting: 0 };
+const rules: FairShareRules = {
+  windowSeconds: 300,
+  rateLimitShare: 0.25,
+  deferMsPerQueuedRun: 20,
+  minDeferMs: 1000,
+  maxDeferMs: 15_000,
+};
+const idle = {
+  totalSlots: 4,
+  usedSeconds: 0,
+  runningNow: 0,
+  otherOwnersWaiting: 0,
+  ownerQueued: 0,
+};
 
 describe('fair share decision', () => {
   test('allows an owner with no use in the window', () => {
@@ -50,5 +62,16 @@ describe('fair share decision', () => {
       decideShare({ ...idle, usedSeconds: 1000, otherOwnersWaiting: 0 }, rules).decision,
       'reject',
     );
+  });
+
+  test('defers longer the more runs the owner has queued, within bounds', () => {
+    const holding = { ...idle, runningNow: 4, otherOwnersWaiting: 1 };
+    const delay = (ownerQueued: number) => {
+      const decision = decideShare({ ...holding, ownerQueued }, rules);
+      return decision.decision === 'defer' ? decision.delayMs : -1;
+    };
+    assert.equal(delay(1), 1000);
+    assert.equal(delay(300), 6000);
+    assert.equal(delay(5000), 15_000);
   });
 });

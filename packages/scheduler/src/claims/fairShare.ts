@@ -14,6 +14,12 @@ export function shareOwnerOf(run: RunRequested): ShareOwner {
     : { kind: 'user', username: run.data.owner };
 }
 
+function ownerFilter(owner: ShareOwner) {
+  return owner.kind === 'org'
+    ? { column: 'org_id', value: owner.orgId as number | string, userOnly: '' }
+    : { column: 'owner', value: owner.username as number | string, userOnly: ' AND org_id = -1' };
+}
+
 function ownerKey(owner: ShareOwner): string {
   return owner.kind === 'org' ? `org:${owner.orgId}` : `user:${owner.username}`;
 }
@@ -28,14 +34,23 @@ export interface ShareSnapshot {
   runningNow: number;
   /** Other owners with runs waiting for a slot. */
   otherOwnersWaiting: number;
+  /** The owner's own runs waiting for a slot. */
+  ownerQueued: number;
 }
 
 export interface FairShareRules {
   windowSeconds: number;
   /** `PYTHON_SCHEDULER_RATE_LIMIT_PERCENT` as a share: 0.25 = a quarter of the capacity. */
   rateLimitShare: number;
-  /** How long a run of an owner holding more than its slots waits before it is offered again. */
-  deferMs: number;
+  /**
+   * How long a deferred run waits, per run its owner has queued: the starters must get
+   * through the owner's whole queue to the other owners' runs before the first deferred
+   * one comes back, or they would go round the head of the queue for ever.
+   */
+  deferMsPerQueuedRun: number;
+  /** Bounds of that wait. */
+  minDeferMs: number;
+  maxDeferMs: number;
 }
 
 /**
@@ -54,7 +69,13 @@ export function decideShare(snapshot: ShareSnapshot, rules: FairShareRules): Fai
       1,
       Math.floor(snapshot.totalSlots / (snapshot.otherOwnersWaiting + 1)),
     );
-    if (snapshot.runningNow >= equalPart) return { decision: 'defer', delayMs: rules.deferMs };
+    if (snapshot.runningNow >= equalPart) {
+      const delayMs = Math.min(
+        rules.maxDeferMs,
+        Math.max(rules.minDeferMs, snapshot.ownerQueued * rules.deferMsPerQueuedRun),
+      );
+      return { decision: 'defer', delayMs };
+    }
   }
   return { decision: 'allow' };
 }
@@ -108,9 +129,7 @@ export class FairSharePolicy {
    * (index range on finished_at), and running runs by their time so far.
    */
   private async usage(owner: ShareOwner, windowStart: Date, now: Date) {
-    const [column, value] =
-      owner.kind === 'org' ? ['org_id', owner.orgId] : ['owner', owner.username];
-    const userOnly = owner.kind === 'user' ? ' AND org_id = -1' : '';
+    const { column, value, userOnly } = ownerFilter(owner);
     const sql = sqlOf(this.deps.orm);
     const start = toSqlDateTime(windowStart);
     const end = toSqlDateTime(now);
@@ -127,9 +146,14 @@ export class FairSharePolicy {
        WHERE ${column} = ?${userOnly} AND state = 'running'`,
       [start, end, value],
     );
+    const [queued] = await sql.all<{ runs: number | string }>(
+      `SELECT COUNT(*) AS runs FROM script_log WHERE ${column} = ?${userOnly} AND state = 'pending'`,
+      [value],
+    );
     return {
       usedSeconds: Number(finished?.seconds ?? 0) + Number(running?.seconds ?? 0),
       runningNow: Number(running?.runs ?? 0),
+      ownerQueued: Number(queued?.runs ?? 0),
     };
   }
 
