@@ -1,18 +1,26 @@
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import { RUN_ID_LABEL, runnerNetworkCreateOptions, STARTER_ID_LABEL } from '@pipeline/runner';
+import type { Naming } from '@pipeline/events';
+import {
+  PIPELINE_LABEL,
+  PIPELINE_LABEL_VALUE,
+  RUN_ID_LABEL,
+  runnerNetworkCreateOptions,
+  STARTER_ID_LABEL,
+} from '@pipeline/runner';
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
 import packageJson from '../package.json' with { type: 'json' };
 import { type DockerConnection, describeConfig, type StarterConfig } from './config.ts';
-import { RunRequestConsumer } from './consuming/runRequestConsumer.ts';
+import { createStreamIfMissing, RunRequestConsumer } from './consuming/runRequestConsumer.ts';
 import { RunSlots } from './consuming/runSlots.ts';
 import { RunExecution } from './execution/runExecution.ts';
 import { Heartbeat } from './fleet/heartbeat.ts';
 import { RunEventPublisher } from './publishing/runEventPublisher.ts';
+import { delay, retryDelayMs } from './retry.ts';
 import { DockerSandbox } from './sandbox/dockerSandbox.ts';
-import { removeOrphans } from './sandbox/orphanSweep.ts';
+import { removeDepartedStartersContainers, removeOrphans } from './sandbox/orphanSweep.ts';
 import type { EngineEndpoint } from './sandbox/outputAttach.ts';
 
 export interface RunningStarter {
@@ -51,10 +59,12 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
   const nc = await connectNats(config);
   void logConnectionStatus(nc, log);
   const js = jetstream(nc);
+  const installation = { [LOG_LABEL]: await logIdentity(nc, config.naming, log) };
   const hardStop = new AbortController();
   const publisher = new RunEventPublisher(js, config.naming, log, hardStop.signal);
   const execution = new RunExecution(sandbox, publisher, {
     starterId: config.starterId,
+    containerLabels: installation,
     outputLimit: config.outputLimit,
     stopGraceSeconds: config.stopGraceSeconds,
     timeZone: config.timeZone,
@@ -89,6 +99,9 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
     log,
     execute: (assignment, runLog) => execution.execute(assignment, runLog),
   });
+  await sweepDepartedStarters(sandbox, heartbeat, config.starterId, installation, log);
+  // In the fleet before the first container exists, so another starter's sweep spares it.
+  await heartbeat.beat();
   heartbeat.start();
   consumer.start();
   log.info({ slots: config.slots }, 'starter ready');
@@ -116,6 +129,52 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
     },
   };
 }
+
+/**
+ * Removes containers of starters that left the fleet. Skipped when the fleet cannot be
+ * read: a starter whose heartbeat we cannot see may still be alive.
+ */
+async function sweepDepartedStarters(
+  sandbox: DockerSandbox,
+  heartbeat: Heartbeat,
+  starterId: string,
+  installation: Record<string, string>,
+  log: Logger,
+): Promise<void> {
+  const alive = await heartbeat.fleetMembers();
+  if (!alive) return;
+  alive.add(starterId);
+  await removeDepartedStartersContainers(
+    sandbox,
+    { [PIPELINE_LABEL]: PIPELINE_LABEL_VALUE, ...installation },
+    STARTER_ID_LABEL,
+    alive,
+    log,
+  );
+}
+
+/**
+ * Names this installation's log: the stream's name and creation time. Containers carry it,
+ * so that the departed-starter sweep touches only containers of starters of the same log,
+ * never those of another installation (or test) sharing the Docker engine.
+ */
+async function logIdentity(nc: NatsConnection, naming: Naming, log: Logger): Promise<string> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const jsm = await jetstreamManager(nc);
+      await createStreamIfMissing(jsm, naming);
+      const info = await jsm.streams.info(naming.stream);
+      return `${naming.stream}@${info.created}`;
+    } catch (error) {
+      const waitMs = retryDelayMs(attempt, 500);
+      log.warn({ err: error, attempt, retryInMs: waitMs }, 'stream not reachable yet');
+      await delay(waitMs);
+    }
+  }
+}
+
+/** The label naming the log a container's run belongs to. */
+const LOG_LABEL = 'org.seatable.pipeline.log';
 
 /** Docker's own networks, which exist on every engine and cannot be created. */
 const builtInNetworks = new Set(['bridge', 'host', 'none', 'default']);

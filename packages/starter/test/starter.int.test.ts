@@ -57,8 +57,13 @@ describe('output fidelity', { concurrency: 4 }, () => {
     });
     assert.equal(record.finished.data.success, true);
     assert.equal(record.finished.data.returnCode, 0);
-    assert.ok(record.output.includes('before\nbad:\uFFFD\uFFFD\uFFFD(|end\n'), record.output);
-    assert.ok(record.output.includes('err:\uFFFDt\uFFFD\n'), record.output);
+    // Docker copies stdout and stderr apart, so their relative order is not guaranteed.
+    for (const piece of ['before\n', 'bad:\uFFFD\uFFFD\uFFFD(|end\n', 'err:\uFFFDt\uFFFD\n']) {
+      assert.ok(
+        record.output.includes(piece),
+        `${JSON.stringify(piece)} in ${JSON.stringify(record.output)}`,
+      );
+    }
     assert.equal(record.output.length, 'before\nbad:���(|end\nerr:�t�\n'.length);
     await assertNoContainerLeft(record);
   });
@@ -102,9 +107,10 @@ describe('output fidelity', { concurrency: 4 }, () => {
     const record = await harness.run({ script: 'print("out")\nraise ValueError("boom")\n' });
     assert.equal(record.finished.data.success, false);
     assert.equal(record.finished.data.returnCode, 1);
-    assert.ok(record.output.startsWith('out\n'), record.output);
+    // stdout is block-buffered in a pipe, so "out" may follow the traceback: arrival order.
+    assert.ok(record.output.includes('out\n'), record.output);
     assert.match(record.output, /Traceback \(most recent call last\):/);
-    assert.match(record.output, /ValueError: boom\n$/);
+    assert.match(record.output, /^ValueError: boom$/m);
   });
 
   test('BC-02 D: the exit status of sys.exit is the return code', async () => {
@@ -155,8 +161,8 @@ describe('output limit', { concurrency: 2 }, () => {
     });
     assert.equal(record.finished.data.success, true);
     assert.equal(record.finished.data.returnCode, 0);
-    assert.equal(record.output.length, outputLimit);
-    assert.equal(record.output, 'Z'.repeat(outputLimit));
+    // Exactly the first L characters, then the notice that the rest was dropped.
+    assert.equal(record.output, `${'Z'.repeat(outputLimit)}\n${outputTexts.truncated}`);
     assert.equal(record.finished.data.outputTruncated, true);
     assert.ok(record.chunks >= 3, `long output goes in chunks, got ${record.chunks}`);
   });
@@ -291,8 +297,7 @@ describe('filesystem sandbox', () => {
 
     const second = await harness.run({ script: 'import os; print(sorted(os.listdir("/tmp")))' });
     assert.equal(second.finished.data.success, true);
-    assert.equal(second.output.includes('fill'), false, second.output);
-    assert.equal(second.output.includes('ok.txt'), false, second.output);
+    assert.equal(second.output, '[]\n');
   });
 });
 
@@ -349,10 +354,12 @@ describe('output flood', () => {
       clearInterval(sampler);
     }
     const data = record.finished.data;
-    // What the script printed, without the line break that puts the timeout text on its own line.
-    const printed = record.output.slice(0, -outputTexts.timeout.length).replace(/\n$/, '');
+    // What the script printed, then the truncation notice and the timeout text, each on a line.
+    const notices = `\n${outputTexts.truncated}\n${outputTexts.timeout}`;
     assert.ok(record.output.startsWith('0123456789abcdef\n0123456789abcdef\n'));
     assert.ok(record.output.endsWith(outputTexts.timeout));
+    assert.ok(record.output.includes(outputTexts.truncated));
+    const printed = record.output.slice(0, record.output.lastIndexOf(notices));
     assert.ok([...printed].length <= outputLimit, `kept ${[...printed].length} characters`);
     assert.equal(data.outputTruncated, true);
     assert.equal(data.timedOut, true);

@@ -1,8 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Kvm } from '@nats-io/kv';
-import { bucketNames, consumerNames, decodeWith, starterHeartbeatSchema } from '@pipeline/events';
+import {
+  bucketNames,
+  consumerNames,
+  decodeWith,
+  encodeJson,
+  starterHeartbeatSchema,
+} from '@pipeline/events';
 import { containerCreateOptions } from '@pipeline/runner';
+import { fleetEntryTtlMs } from '../src/fleet/heartbeat.ts';
 import { docker, StarterHarness } from './support/starterHarness.ts';
 
 /**
@@ -59,27 +66,33 @@ describe('start-up, heartbeats, NATS outages and stopping', () => {
   before(() => harness.startServices());
   after(() => harness.stop());
 
-  test('removes the containers its earlier life left behind, and only those', async () => {
+  test('removes the containers of its earlier life and of departed starters, and only those', async () => {
     const config = harness.starterConfig({ PYTHON_STARTER_THREAD_COUNT: '1' });
-    const own = await docker.createContainer(
-      containerCreateOptions(config.sandbox, { runId: 4242, starterId: config.starterId }),
-    );
-    const other = await docker.createContainer(
-      containerCreateOptions(config.sandbox, {
-        runId: 4243,
-        starterId: `${config.starterId}-other`,
-      }),
-    );
+    const stream = await harness.jsm.streams.info(harness.naming.stream);
+    const sameLog = { 'org.seatable.pipeline.log': `${harness.naming.stream}@${stream.created}` };
+    const fleet = await new Kvm(harness.js).create(bucketNames.fleet(harness.naming), {
+      ttl: fleetEntryTtlMs,
+      history: 1,
+    });
+    await fleet.put('alive-starter', encodeJson({ starterId: 'alive-starter' }));
+    const create = (runId: number, starterId: string, labels: Record<string, string> = {}) =>
+      docker.createContainer(containerCreateOptions(config.sandbox, { runId, starterId, labels }));
+    const ownEarlierLife = await create(4242, config.starterId);
+    const departed = await create(4243, 'departed-starter', sameLog);
+    const alive = await create(4244, 'alive-starter', sameLog);
+    const otherInstallation = await create(4245, 'foreign-starter');
+    const gone = (error: { statusCode?: number }) => error.statusCode === 404;
     try {
       await harness.startStarter({ PYTHON_STARTER_THREAD_COUNT: '1' }, log);
-      await assert.rejects(
-        own.inspect(),
-        (error: { statusCode?: number }) => error.statusCode === 404,
-      );
-      assert.equal((await other.inspect()).Id, other.id);
+      await assert.rejects(ownEarlierLife.inspect(), gone);
+      await assert.rejects(departed.inspect(), gone);
+      assert.equal((await alive.inspect()).Id, alive.id);
+      assert.equal((await otherInstallation.inspect()).Id, otherInstallation.id);
     } finally {
-      await other.remove({ force: true }).catch(() => {});
-      await own.remove({ force: true }).catch(() => {});
+      await fleet.delete('alive-starter');
+      for (const container of [ownEarlierLife, departed, alive, otherInstallation]) {
+        await container.remove({ force: true }).catch(() => {});
+      }
     }
   });
 

@@ -222,7 +222,7 @@ export class RunRequestConsumer {
  * server, or a NATS restart that lost a memory stream). An existing stream is left as the
  * scheduler configured it.
  */
-async function createStreamIfMissing(jsm: JetStreamManager, naming: Naming): Promise<void> {
+export async function createStreamIfMissing(jsm: JetStreamManager, naming: Naming): Promise<void> {
   const exists = await jsm.streams.info(naming.stream).then(
     () => true,
     (error: unknown) => {

@@ -35,7 +35,6 @@ export class Heartbeat {
 
   start(): void {
     if (this.timer) return;
-    void this.beat();
     this.timer = setInterval(() => void this.beat(), heartbeatIntervalMs);
   }
 
@@ -59,6 +58,19 @@ export class Heartbeat {
       this.bucket = null;
       if (!this.failing) log.warn({ err: error }, 'heartbeat failed');
       this.failing = true;
+    }
+  }
+
+  /** The starter ids with a live heartbeat, or null when the bucket cannot be read. */
+  async fleetMembers(): Promise<Set<string> | null> {
+    try {
+      const bucket = await this.openBucket();
+      const members = new Set<string>();
+      for await (const key of await bucket.keys()) members.add(key);
+      return members;
+    } catch (error) {
+      this.options.log.warn({ err: error }, 'fleet bucket not readable');
+      return null;
     }
   }
 

@@ -3,6 +3,7 @@ import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { attachOutput, type EngineEndpoint, type OutputAttachment } from './outputAttach.ts';
 import {
+  type ListedContainer,
   type SandboxContainer,
   SandboxError,
   type SandboxExit,
@@ -77,7 +78,7 @@ export class DockerSandbox implements SandboxRuntime {
 
   async attachOutput(
     container: SandboxContainer,
-    sink: (bytes: Uint8Array, length: number) => void,
+    sink: (bytes: Uint8Array, length: number) => boolean,
   ): Promise<OutputAttachment> {
     return await this.call('attachOutput', container, async () => {
       if (this.endpoint) return await attachOutput(this.endpoint, container.id, sink);
@@ -150,11 +151,15 @@ export class DockerSandbox implements SandboxRuntime {
     });
   }
 
-  async listByLabels(labels: Record<string, string>): Promise<SandboxContainer[]> {
+  async listByLabels(labels: Record<string, string>): Promise<ListedContainer[]> {
     return await this.call('list', {}, async () => {
       const filters = { label: Object.entries(labels).map(([key, value]) => `${key}=${value}`) };
       const found = await this.docker.listContainers({ all: true, filters });
-      return found.map((entry) => ({ id: entry.Id, runId: this.runIdOf(entry.Labels) }));
+      return found.map((entry) => ({
+        id: entry.Id,
+        runId: this.runIdOf(entry.Labels),
+        labels: entry.Labels ?? {},
+      }));
     });
   }
 
@@ -201,7 +206,7 @@ export class DockerSandbox implements SandboxRuntime {
 /** The same attachment over a dockerode stream (one Buffer per read: see outputAttach.ts). */
 function streamAttachment(
   stream: Readable,
-  sink: (bytes: Uint8Array, length: number) => void,
+  sink: (bytes: Uint8Array, length: number) => boolean,
 ): OutputAttachment {
   stream.on('data', (chunk: Buffer) => sink(chunk, chunk.length));
   const ended = new Promise<void>((resolve) => {

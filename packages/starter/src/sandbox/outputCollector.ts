@@ -36,10 +36,11 @@ export class OutputCollector {
 
   /**
    * Feeds raw bytes of the attach stream, in the order they arrived: `chunk` up to `end`.
-   * Past the limit nothing is allocated per call, however fast the bytes come.
+   * Past the limit nothing is allocated per call, however fast the bytes come. Returns
+   * whether it still keeps output (false once the limit is reached).
    */
-  push(chunk: Uint8Array, end = chunk.length): void {
-    if (this.ended) return;
+  push(chunk: Uint8Array, end = chunk.length): boolean {
+    if (this.ended) return false;
     let offset = 0;
     while (offset < end) {
       if (this.frameRemaining === 0) {
@@ -52,6 +53,7 @@ export class OutputCollector {
       this.frameRemaining -= take;
       offset += take;
     }
+    return !this.full;
   }
 
   /** Flushes characters the decoders still hold (a truncated sequence becomes U+FFFD). */

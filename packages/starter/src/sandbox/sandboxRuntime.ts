@@ -8,6 +8,10 @@ export interface SandboxContainer {
   readonly runId: number;
 }
 
+export interface ListedContainer extends SandboxContainer {
+  readonly labels: Readonly<Record<string, string>>;
+}
+
 /** What the engine knows about a container once it stopped. */
 export interface SandboxExit {
   exitCode: number;
@@ -29,11 +33,13 @@ export interface SandboxRuntime {
   create(runId: number, options: Docker.ContainerCreateOptions): Promise<SandboxContainer>;
   /**
    * Hands the multiplexed stdout/stderr stream to `sink`, read by read: the first `length`
-   * bytes of `bytes`, valid only during the call. Attach before start so no output is lost.
+   * bytes of `bytes`, valid only during the call. The sink returns false once it keeps
+   * nothing more; the stream is then still read to its end, but may be read more slowly.
+   * Attach before start so no output is lost.
    */
   attachOutput(
     container: SandboxContainer,
-    sink: (bytes: Uint8Array, length: number) => void,
+    sink: (bytes: Uint8Array, length: number) => boolean,
   ): Promise<OutputAttachment>;
   /** The container's standard input; ending it closes the container's stdin. */
   attachInput(container: SandboxContainer): Promise<Writable>;
@@ -45,8 +51,8 @@ export interface SandboxRuntime {
   inspectExit(container: SandboxContainer): Promise<SandboxExit>;
   /** Removes the container, running or not; gone or being removed counts as removed. */
   remove(container: SandboxContainer): Promise<void>;
-  /** Ids of the containers (running or not) whose labels match all of `labels`. */
-  listByLabels(labels: Record<string, string>): Promise<SandboxContainer[]>;
+  /** The containers (running or not) whose labels match all of `labels`. */
+  listByLabels(labels: Record<string, string>): Promise<ListedContainer[]>;
 }
 
 export type SandboxOperation =
