@@ -30,10 +30,9 @@ import {
 import { RUN_ID_LABEL, STARTER_ID_LABEL } from '@pipeline/runner';
 import Docker from 'dockerode';
 import { pino } from 'pino';
-import type { NatsServer } from '../../../../test/support/nats.ts';
+import { type NatsServer, startNatsServer } from '../../../../test/support/nats.ts';
 import { loadConfig, type StarterConfig } from '../../src/config.ts';
 import { type RunningStarter, startStarter } from '../../src/starter.ts';
-import { startTestNatsServer } from './natsServer.ts';
 
 /** The "public" file server of the claims: a loopback port nothing listens on. */
 const publicFileServer = 'http://127.0.0.1:1';
@@ -115,7 +114,7 @@ export class StarterHarness {
 
   /** Everything but the starter: nats-server, file server, claim responder, log reader. */
   async startServices(): Promise<void> {
-    this.nats = await startTestNatsServer();
+    this.nats = await startNatsServer();
     this.nc = await connect({ servers: this.nats.url });
     this.js = jetstream(this.nc);
     this.jsm = await jetstreamManager(this.nc);
