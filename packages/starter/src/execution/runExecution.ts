@@ -57,6 +57,8 @@ interface ContainerRun {
  * Carries out one claimed run: downloads the script, runs it in a fresh container, and
  * appends RunStarted and RunFinished. Never throws for a run's failure: every path ends
  * with a RunFinished and with the container removed.
+ *
+ * TODO(#2): RunCancelRequested is not watched; a cancelled run runs to its end or deadline.
  */
 export class RunExecution {
   private readonly sandbox: SandboxRuntime;
@@ -322,7 +324,8 @@ export class RunExecution {
     const removed = this.sandbox.remove(container).then(
       () => true,
       (error: unknown) => {
-        // The start-up sweep removes what is left; the result must still be published.
+        // TODO(#2): retry the removal in the background; today only the next start-up's
+        // sweep removes a container the engine refused to remove. The result still goes out.
         log.error({ err: error }, 'container removal failed');
         return true;
       },
