@@ -19,6 +19,7 @@ import type { Logger } from 'pino';
 import type { RunAssignment } from '../execution/runExecution.ts';
 import { delay, retryDelayMs } from '../retry.ts';
 import { type ClaimAnswer, requestClaim } from './claimClient.ts';
+import { requestDisposition } from './requestDisposition.ts';
 import type { RunSlots } from './runSlots.ts';
 
 /** How often a held request is kept alive; well inside the consumer's 10 s ack wait. */
@@ -190,30 +191,24 @@ export class RunRequestConsumer {
       clearInterval(keepAlive);
     }
 
-    switch (answer.decision) {
-      case 'run':
-        this.settle(message, 'ack', () => message.ack());
-        log.info({ timeoutSeconds: answer.timeoutSeconds }, 'run claimed');
-        await this.options.execute(
-          { runId, contextData: request.value.data.contextData, grant: answer },
-          log,
-        );
-        return;
-      case 'drop':
-        this.settle(message, 'ack', () => message.ack());
-        log.info({ reason: answer.reason }, 'run request dropped');
-        return;
-      case 'defer':
-        this.settle(message, 'nak', () => message.nak(answer.delayMs));
-        log.debug({ reason: answer.reason, delayMs: answer.delayMs }, 'run request deferred');
-        return;
-      case 'unanswered': {
-        const delayMs = Math.min(30_000, 1_000 * 2 ** Math.min(5, deliveryCount - 1));
-        this.settle(message, 'nak', () => message.nak(delayMs));
-        log.warn({ reason: answer.reason, delayMs }, 'claim unanswered, request put back');
-        return;
-      }
+    const disposition = requestDisposition(answer, deliveryCount);
+    if (disposition.action === 'nak') {
+      this.settle(message, 'nak', () => message.nak(disposition.delayMs));
+      const level = answer.decision === 'unanswered' ? 'warn' : 'debug';
+      const reason = 'reason' in answer ? answer.reason : '';
+      log[level]({ reason, delayMs: disposition.delayMs }, 'run request put back');
+      return;
     }
+    this.settle(message, 'ack', () => message.ack());
+    if (answer.decision !== 'run') {
+      log.info({ reason: answer.reason }, 'run request dropped');
+      return;
+    }
+    log.info({ timeoutSeconds: answer.timeoutSeconds }, 'run claimed');
+    await this.options.execute(
+      { runId, contextData: request.value.data.contextData, grant: answer },
+      log,
+    );
   }
 }
 

@@ -2,7 +2,7 @@ import type { Writable } from 'node:stream';
 import { type ClaimReply, outputTexts, type RunFinished } from '@pipeline/events';
 import { containerCreateOptions, type SandboxProfile } from '@pipeline/runner';
 import type { Logger } from 'pino';
-import type { RunEventPublisher } from '../publishing/runEventPublisher.ts';
+import type { RunEventSink } from '../publishing/runEventPublisher.ts';
 import { delay, settleWithin } from '../retry.ts';
 import { OutputCollector } from '../sandbox/outputCollector.ts';
 import {
@@ -62,14 +62,10 @@ interface ContainerRun {
  */
 export class RunExecution {
   private readonly sandbox: SandboxRuntime;
-  private readonly publisher: RunEventPublisher;
+  private readonly publisher: RunEventSink;
   private readonly settings: RunExecutionSettings;
 
-  constructor(
-    sandbox: SandboxRuntime,
-    publisher: RunEventPublisher,
-    settings: RunExecutionSettings,
-  ) {
+  constructor(sandbox: SandboxRuntime, publisher: RunEventSink, settings: RunExecutionSettings) {
     this.sandbox = sandbox;
     this.publisher = publisher;
     this.settings = settings;

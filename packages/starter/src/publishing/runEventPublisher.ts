@@ -19,13 +19,18 @@ export class PublishAbortedError extends Error {
   }
 }
 
+/** Where a run's events go; resolves once the event is stored. */
+export interface RunEventSink {
+  publish(event: RunLifecycleEvent, part?: number): Promise<void>;
+}
+
 /**
  * Appends a run's events to the log. Each publish carries the event's `Nats-Msg-Id`, so a
  * publish retried after a lost acknowledgement is stored once. A result is precious: the
  * publisher keeps it in memory and retries until the log stored it, however long NATS is
  * away (BC-16), unless the starter is told to stop at once.
  */
-export class RunEventPublisher {
+export class RunEventPublisher implements RunEventSink {
   private readonly js: JetStreamClient;
   private readonly naming: Naming;
   private readonly log: Logger;
