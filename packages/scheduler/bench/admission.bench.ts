@@ -53,8 +53,8 @@ async function main(): Promise<void> {
   });
 
   try {
-    write(`| case | submissions | concurrency | per second | p50 ms | p95 ms |`);
-    write(`| --- | ---: | ---: | ---: | ---: | ---: |`);
+    write(`| case | submissions | concurrency | per second | p50 ms | p95 ms | peak RSS MB |`);
+    write(`| --- | ---: | ---: | ---: | ---: | ---: | ---: |`);
     const cases: [string, (index: number) => Record<string, unknown>][] = [
       ['no limit', () => ({ owner: 'bench@example.invalid', scripts_running_limit: -1 })],
       [
@@ -70,9 +70,15 @@ async function main(): Promise<void> {
       ],
     ];
     for (const [label, fields] of cases) {
+      let peakRss = process.memoryUsage().rss;
+      const sampler = setInterval(() => {
+        peakRss = Math.max(peakRss, process.memoryUsage().rss);
+      }, 20);
       const result = await submitMany(app, submissions, concurrency, fields);
+      clearInterval(sampler);
+      // The bench's own clients run in the same process: the figure bounds the scheduler's.
       write(
-        `| ${label} | ${submissions} | ${concurrency} | ${result.perSecond.toFixed(0)} | ${result.p50.toFixed(1)} | ${result.p95.toFixed(1)} |`,
+        `| ${label} | ${submissions} | ${concurrency} | ${result.perSecond.toFixed(0)} | ${result.p50.toFixed(1)} | ${result.p95.toFixed(1)} | ${(peakRss / 2 ** 20).toFixed(0)} |`,
       );
     }
 

@@ -12,13 +12,19 @@ export async function insertRequestedRun(
   runId: number,
   event: RunRequested,
 ): Promise<void> {
-  const request = event.data;
-  await sql.run(
-    `INSERT INTO script_log
-       (id, dtable_uuid, owner, org_id, script_name, context_data, operate_from, state, created_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)
-     ON DUPLICATE KEY UPDATE id = id`,
-    [
+  await insertRequestedRuns(sql, [{ runId, event }]);
+}
+
+/** The same for many runs, in one statement. */
+export async function insertRequestedRuns(
+  sql: Sql,
+  runs: readonly { runId: number; event: RunRequested }[],
+): Promise<void> {
+  if (runs.length === 0) return;
+  const values = runs.map(() => "(?, ?, ?, ?, ?, ?, ?, 'pending', ?)").join(', ');
+  const params = runs.flatMap(({ runId, event }) => {
+    const request = event.data;
+    return [
       runId,
       request.dtableUuid,
       request.owner,
@@ -27,6 +33,13 @@ export async function insertRequestedRun(
       request.contextData === null ? null : JSON.stringify(request.contextData),
       request.operateFrom,
       toSqlDateTime(event.occurredAt),
-    ],
+    ];
+  });
+  await sql.run(
+    `INSERT INTO script_log
+       (id, dtable_uuid, owner, org_id, script_name, context_data, operate_from, state, created_at)
+     VALUES ${values}
+     ON DUPLICATE KEY UPDATE id = id`,
+    params,
   );
 }

@@ -2,12 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { MikroORM } from '@mikro-orm/mariadb';
 import { outputTexts, type RunRequested } from '@pipeline/events';
 import type { Logger } from 'pino';
-import { inTransaction, type Sql, sqlOf } from '../db/sql.ts';
+import { inTransaction, type Sql } from '../db/sql.ts';
 import { localDate } from '../http/runView.ts';
 import type { RunEventLog } from '../messaging/eventLog.ts';
 import { insertRequestedRun } from '../projection/runRows.ts';
 import type { SeaTableClient } from '../seatable/seatableClient.ts';
 import { isGroupOwner, type Submission } from './parseSubmission.ts';
+import { PendingRowWriter } from './pendingRows.ts';
 
 /** How long an accepted submission waits for its pending row before it answers anyway. */
 const pendingRowWaitMs = 1500;
@@ -42,10 +43,12 @@ export type AdmissionResult =
 export class RunAdmission {
   private readonly deps: RunAdmissionDeps;
   private readonly now: () => Date;
+  private readonly pendingRows: PendingRowWriter;
 
   constructor(deps: RunAdmissionDeps) {
     this.deps = deps;
     this.now = deps.now ?? (() => new Date());
+    this.pendingRows = new PendingRowWriter(deps.orm);
   }
 
   async admit(submission: Submission, options: AdmissionOptions = {}): Promise<AdmissionResult> {
@@ -100,7 +103,7 @@ export class RunAdmission {
     // The projector writes the same row from the log; this one is there for a GET that
     // comes before the projector has caught up. The run is accepted once it is in the log,
     // so a database outage here delays the row, it does not undo the run.
-    const written = insertRequestedRun(sqlOf(this.deps.orm), appended.seq, event).then(
+    const written = this.pendingRows.write(appended.seq, event).then(
       () => true,
       (error: unknown) => {
         this.deps.logger.warn(
