@@ -12,17 +12,55 @@ export function encodeEvent(event: RunEvent): Uint8Array {
 
 export type DecodeResult<T> = { ok: true; value: T } | { ok: false; reason: string };
 
-/**
- * Upcasters bring an older schema version to the current one, one step each, keyed by
- * `${type}@${fromVersion}`. Version 1 is the first, so there are none yet; a newer
- * version adds its step here and keeps the old events readable.
- */
-const upcasters: Record<string, (raw: Record<string, unknown>) => Record<string, unknown>> = {};
+type RawEvent = Record<string, unknown>;
+type Upcaster = (raw: RawEvent) => RawEvent;
 
-function upcast(raw: Record<string, unknown>): Record<string, unknown> {
+/**
+ * Upcasters bring an older schema version to the next one, one step each, keyed by
+ * `${type}@${fromVersion}`; a decoded event is always of the current version, and a
+ * current event passes unchanged. A newer version adds its step here and keeps the old
+ * events in the log readable.
+ *
+ * Version 0 is the log of the first deployments, before events carried `schemaVersion`
+ * (a missing version is 0): `RunRequested` had no `operator`, `RunStarted` no
+ * `containerId`, and `RunFinished` measured `spend_time` in seconds instead of
+ * `durationMs` and knew neither output chunks, truncation, cancellation nor lost runs.
+ */
+const upcasters: Record<string, Upcaster> = {
+  'RunRequested@0': (raw) => withData(raw, (data) => ({ operator: null, ...data })),
+  'RunClaimed@0': (raw) => withData(raw, (data) => data),
+  'RunRejected@0': (raw) => withData(raw, (data) => data),
+  'RunStarted@0': (raw) => withData(raw, (data) => ({ containerId: '', ...data })),
+  'RunOutputChunk@0': (raw) => withData(raw, (data) => data),
+  'RunCancelRequested@0': (raw) => withData(raw, (data) => data),
+  'RunFinished@0': (raw) =>
+    withData(raw, ({ spend_time: spendTime, ...data }) => ({
+      outputChunks: 0,
+      outputTruncated: false,
+      cancelled: false,
+      lost: false,
+      starterId: null,
+      ...data,
+      durationMs:
+        typeof spendTime === 'number' ? Math.max(0, Math.round(spendTime * 1000)) : spendTime,
+    })),
+};
+
+/** The next version of an event whose payload `step` rewrites. */
+function withData(raw: RawEvent, step: (data: RawEvent) => RawEvent): RawEvent {
+  const data = raw.data;
+  const payload = typeof data === 'object' && data !== null ? (data as RawEvent) : {};
+  return { ...raw, schemaVersion: versionOf(raw) + 1, data: step(payload) };
+}
+
+function versionOf(raw: RawEvent): number {
+  return raw.schemaVersion === undefined ? 0 : Number(raw.schemaVersion);
+}
+
+function upcast(raw: RawEvent): RawEvent {
   let current = raw;
   for (let guard = 0; guard < 32; guard++) {
-    const step = upcasters[`${String(current.type)}@${String(current.schemaVersion)}`];
+    const step = upcasters[`${String(current.type)}@${versionOf(current)}`];
     if (!step) return current;
     current = step(current);
   }

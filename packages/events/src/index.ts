@@ -9,6 +9,7 @@ export type {
   RunEvent,
   RunEventType,
   RunFinished,
+  RunImported,
   RunLifecycleEvent,
   RunOutputChunk,
   RunRejected,
@@ -19,6 +20,7 @@ export {
   RUN_EVENT_SCHEMA_VERSION,
   runEventSchema,
   runFinishedSchema,
+  runImportedSchema,
   runRejectionReasons,
   runRequestedSchema,
 } from './runEvents.ts';

@@ -126,6 +126,33 @@ export const runCancelRequestedSchema = z.object({
   }),
 });
 
+/**
+ * A run of an adopted original database, written into the log once when the scheduler
+ * adopts the original's tables, so that a rebuild keeps it. Its id is the original's
+ * `script_log.id` (below the stream's first sequence) and the fields are the row's.
+ */
+export const runImportedSchema = z.object({
+  type: z.literal('RunImported'),
+  ...base,
+  runId,
+  data: z.object({
+    dtableUuid: z.string().max(36),
+    owner: z.string().max(255).nullable(),
+    orgId: z.number().int().nullable(),
+    scriptName: z.string().max(255),
+    /** The column as the original stored it (JSON text, or whatever it held). */
+    contextData: z.string().nullable(),
+    operateFrom: z.string().max(50).nullable(),
+    state: z.string().max(10).nullable(),
+    success: z.boolean().nullable(),
+    returnCode: z.number().int().nullable(),
+    output: z.string().nullable(),
+    createdAt: isoTime.nullable(),
+    startedAt: isoTime.nullable(),
+    finishedAt: isoTime.nullable(),
+  }),
+});
+
 export const runEventSchema = z.discriminatedUnion('type', [
   runRequestedSchema,
   runClaimedSchema,
@@ -134,6 +161,7 @@ export const runEventSchema = z.discriminatedUnion('type', [
   runOutputChunkSchema,
   runFinishedSchema,
   runCancelRequestedSchema,
+  runImportedSchema,
 ]);
 
 export type RunRequested = z.infer<typeof runRequestedSchema>;
@@ -143,6 +171,7 @@ export type RunStarted = z.infer<typeof runStartedSchema>;
 export type RunOutputChunk = z.infer<typeof runOutputChunkSchema>;
 export type RunFinished = z.infer<typeof runFinishedSchema>;
 export type RunCancelRequested = z.infer<typeof runCancelRequestedSchema>;
+export type RunImported = z.infer<typeof runImportedSchema>;
 export type RunEvent = z.infer<typeof runEventSchema>;
 export type RunEventType = RunEvent['type'];
 /** Every event but RunRequested, whose run id is its stream sequence. */

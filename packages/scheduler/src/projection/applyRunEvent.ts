@@ -2,6 +2,7 @@ import type {
   RunClaimed,
   RunEvent,
   RunFinished,
+  RunImported,
   RunOutputChunk,
   RunRejected,
   RunStarted,
@@ -50,7 +51,41 @@ export async function applyRunEvent(
       // RunFinished {cancelled: true}, or through the claim being refused.
       context.logger.info({ runId: event.runId }, 'run cancel requested');
       return;
+    case 'RunImported':
+      return await applyImported(sql, event);
   }
+}
+
+/**
+ * The adopted original's row, as it was. A row that is still there (the import itself, on
+ * the database it came from) is left as it is; a rebuild writes it back.
+ */
+async function applyImported(sql: Sql, event: RunImported): Promise<void> {
+  const row = event.data;
+  const time = (value: string | null) => (value === null ? null : toSqlDateTime(value));
+  await sql.run(
+    `INSERT INTO script_log
+       (id, dtable_uuid, owner, org_id, script_name, context_data, started_at, finished_at,
+        success, return_code, output, operate_from, state, created_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+     ON DUPLICATE KEY UPDATE id = id`,
+    [
+      event.runId,
+      row.dtableUuid,
+      row.owner,
+      row.orgId,
+      row.scriptName,
+      row.contextData,
+      time(row.startedAt),
+      time(row.finishedAt),
+      row.success,
+      row.returnCode,
+      row.output,
+      row.operateFrom,
+      row.state,
+      time(row.createdAt),
+    ],
+  );
 }
 
 async function recordOperator(sql: Sql, runId: number, operator: string): Promise<void> {
