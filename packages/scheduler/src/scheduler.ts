@@ -108,6 +108,8 @@ export async function startScheduler(
     logger,
     orm,
     admission,
+    eventLog,
+    fleet,
   });
   const url = await app.listen({ host: config.http.host, port: config.http.port });
   logger.info({ url }, 'scheduler listening');

@@ -89,7 +89,7 @@ after(async () => {
   await new Promise((resolve) => server.close(resolve));
 });
 
-async function execute(failing: Failing | null) {
+async function execute(failing: Failing | null, cancel?: AbortSignal) {
   const sandbox = new FakeSandbox(failing);
   const events: RunLifecycleEvent[] = [];
   const profile = loadSandboxProfile({});
@@ -118,6 +118,7 @@ async function execute(failing: Failing | null) {
         dtableWebUrl: 'http://s/',
         timeoutSeconds: 5,
       },
+      ...(cancel ? { cancel } : {}),
     },
     pino({ level: 'silent' }),
   );
@@ -162,6 +163,17 @@ describe('RunExecution', () => {
     assert.equal(finished.success, false);
     assert.notEqual(finished.startedAt, null);
     assert.equal(calls.at(-1), 'remove');
+  });
+
+  test('a run cancelled after its claim never gets a container and ends cancelled', async () => {
+    const { calls, types, finished } = await execute(null, AbortSignal.abort());
+    assert.deepEqual(types, ['RunFinished']);
+    assert.deepEqual(calls, []);
+    assert.equal(finished.cancelled, true);
+    assert.equal(finished.success, false);
+    assert.equal(finished.returnCode, -1);
+    assert.equal(finished.startedAt, null);
+    assert.equal(finished.output, outputTexts.cancelled);
   });
 
   test('a container the engine refuses to remove does not hold back the result', async () => {

@@ -8,8 +8,14 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import { isDatabaseUnavailable } from '../db/dbErrors.ts';
-import { EventLogUnavailableError, EventTooLargeError } from '../messaging/eventLog.ts';
+import type { FleetView } from '../fleet/fleetView.ts';
+import {
+  EventLogUnavailableError,
+  EventTooLargeError,
+  type RunEventLog,
+} from '../messaging/eventLog.ts';
 import type { RunAdmission } from '../submission/runAdmission.ts';
+import { adminRunRoutes } from './adminRunRoutes.ts';
 import { isAuthorized } from './auth.ts';
 import { HttpError, httpTexts, ServiceUnavailableError } from './httpErrors.ts';
 import { readRoutes } from './readRoutes.ts';
@@ -27,6 +33,10 @@ export interface AppDeps {
   admission: RunAdmission;
   /** How long a request may wait on the database or the log before it answers 503. @default 4000 */
   requestDeadlineMs?: number;
+  /** The log the admin cancel appends to; without it the cancel answers 503. */
+  eventLog?: RunEventLog;
+  /** The starters' heartbeats for `/admin/fleet/`; without it that route answers 503. */
+  fleet?: FleetView;
 }
 
 /** The scheduler's HTTP API, not yet listening: `main` listens, tests use `inject`. */
@@ -63,6 +73,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await readRoutes(authenticated, {
       orm: deps.orm,
       timeZone: deps.timeZone,
+      requestDeadlineMs: deps.requestDeadlineMs ?? 4000,
+    });
+    await adminRunRoutes(authenticated, {
+      eventLog: deps.eventLog,
+      fleet: deps.fleet,
       requestDeadlineMs: deps.requestDeadlineMs ?? 4000,
     });
   });

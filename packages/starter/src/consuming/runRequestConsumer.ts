@@ -16,6 +16,7 @@ import {
   type Naming,
 } from '@pipeline/events';
 import type { Logger } from 'pino';
+import { type CancelWatch, watchForCancel } from '../execution/cancelWatch.ts';
 import type { RunAssignment } from '../execution/runExecution.ts';
 import { delay, retryDelayMs } from '../retry.ts';
 import { type ClaimAnswer, requestClaim } from './claimClient.ts';
@@ -175,6 +176,23 @@ export class RunRequestConsumer {
       return;
     }
 
+    // Watching before the claim, so a cancel right after RunClaimed is not missed.
+    const cancelWatch = await watchForCancel(this.options.nc, this.options.naming, runId, log);
+    try {
+      await this.claimAndRun(message, request.value.data.contextData, cancelWatch, log);
+    } finally {
+      cancelWatch.close();
+    }
+  }
+
+  private async claimAndRun(
+    message: JsMsg,
+    contextData: RunAssignment['contextData'],
+    cancelWatch: CancelWatch,
+    log: Logger,
+  ): Promise<void> {
+    const runId = message.seq;
+    const deliveryCount = message.info.deliveryCount;
     const keepAlive = setInterval(
       () => this.settle(message, 'working', () => message.working()),
       workingIntervalMs,
@@ -206,7 +224,7 @@ export class RunRequestConsumer {
     }
     log.info({ timeoutSeconds: answer.timeoutSeconds }, 'run claimed');
     await this.options.execute(
-      { runId, contextData: request.value.data.contextData, grant: answer },
+      { runId, contextData, grant: answer, cancel: cancelWatch.signal },
       log,
     );
   }

@@ -23,6 +23,8 @@ export interface RunAssignment {
   runId: number;
   contextData: Record<string, unknown> | null;
   grant: RunGrant;
+  /** Aborted when an administrator cancels the run; a run never cancelled may omit it. */
+  cancel?: AbortSignal;
 }
 
 export interface RunExecutionSettings {
@@ -47,6 +49,8 @@ interface ContainerRun {
   /** Null when the engine never reported an exit status. */
   exitCode: number | null;
   timedOut: boolean;
+  /** The starter stopped the container because the run was cancelled. */
+  cancelled: boolean;
   /** The starter's clock when the container started and when its deadline passed. */
   startedAt: Date;
   deadlineAt: Date | null;
@@ -56,9 +60,8 @@ interface ContainerRun {
 /**
  * Carries out one claimed run: downloads the script, runs it in a fresh container, and
  * appends RunStarted and RunFinished. Never throws for a run's failure: every path ends
- * with a RunFinished and with the container removed.
- *
- * TODO(#2): RunCancelRequested is not watched; a cancelled run runs to its end or deadline.
+ * with a RunFinished and with the container removed. A cancel before the container started
+ * ends the run unstarted; a cancel while it runs stops the container and keeps its output.
  */
 export class RunExecution {
   private readonly sandbox: SandboxRuntime;
@@ -72,6 +75,11 @@ export class RunExecution {
   }
 
   async execute(assignment: RunAssignment, log: Logger): Promise<void> {
+    const cancel = assignment.cancel ?? new AbortController().signal;
+    if (cancel.aborted) {
+      await this.finishCancelledUnstarted(assignment.runId, log);
+      return;
+    }
     const url = scriptDownloadUrl(
       assignment.grant.scriptUrl,
       this.settings.alternativeFileServerRoot,
@@ -80,6 +88,10 @@ export class RunExecution {
     if (!download.ok) {
       log.warn({ status: download.status, reason: download.reason }, 'script download failed');
       await this.finishUnstarted(assignment.runId, outputTexts.scriptNotFound);
+      return;
+    }
+    if (cancel.aborted) {
+      await this.finishCancelledUnstarted(assignment.runId, log);
       return;
     }
 
@@ -98,18 +110,20 @@ export class RunExecution {
       await this.finishUnstarted(assignment.runId, outputTexts.failed);
       return;
     }
-    await this.runInContainer(
-      assignment,
-      download.script,
-      container,
-      log.child({ containerId: shortId(container.id) }),
-    );
+    const containerLog = log.child({ containerId: shortId(container.id) });
+    if (cancel.aborted) {
+      await this.removeContainer(container, containerLog);
+      await this.finishCancelledUnstarted(assignment.runId, log);
+      return;
+    }
+    await this.runInContainer(assignment, download.script, container, cancel, containerLog);
   }
 
   private async runInContainer(
     assignment: RunAssignment,
     script: Uint8Array,
     container: SandboxContainer,
+    cancel: AbortSignal,
     log: Logger,
   ): Promise<void> {
     const collector = new OutputCollector(this.settings.outputLimit);
@@ -145,6 +159,7 @@ export class RunExecution {
         container,
         startedAt,
         assignment.grant.timeoutSeconds,
+        cancel,
         log,
       );
       await settleWithin(output.ended, outputDrainMs, null);
@@ -174,6 +189,7 @@ export class RunExecution {
         timedOut: finished.timedOut,
         outOfMemory: finished.outOfMemory,
         outputTruncated: finished.outputTruncated,
+        cancelled: finished.cancelled,
       },
       'run finished',
     );
@@ -183,6 +199,7 @@ export class RunExecution {
     container: SandboxContainer,
     startedAt: Date,
     timeoutSeconds: number,
+    cancel: AbortSignal,
     log: Logger,
   ): Promise<ContainerRun> {
     const exited = this.sandbox.wait(container);
@@ -190,14 +207,23 @@ export class RunExecution {
     exited.catch(() => {});
     const deadline = new AbortController();
     const timer = delay(timeoutSeconds * 1000, deadline.signal).then(() => 'deadline' as const);
-    const first = await Promise.race([exited, timer]);
+    const cancelled = abortedPromise(cancel, deadline.signal).then(() => 'cancelled' as const);
+    const first = await Promise.race([exited, timer, cancelled]);
     deadline.abort();
-    if (first !== 'deadline') {
-      return { exitCode: first, timedOut: false, startedAt, deadlineAt: null, endedAt: new Date() };
+    if (first !== 'deadline' && first !== 'cancelled') {
+      return {
+        exitCode: first,
+        timedOut: false,
+        cancelled: false,
+        startedAt,
+        deadlineAt: null,
+        endedAt: new Date(),
+      };
     }
 
     const deadlineAt = new Date();
-    log.info({ timeoutSeconds }, 'run timed out, stopping container');
+    if (first === 'cancelled') log.info('run cancelled, stopping container');
+    else log.info({ timeoutSeconds }, 'run timed out, stopping container');
     await this.sandbox
       .stop(container, this.settings.stopGraceSeconds)
       .catch((error: unknown) => log.warn({ err: error }, 'container stop failed'));
@@ -206,7 +232,8 @@ export class RunExecution {
       this.settings.stopGraceSeconds * 1000 + stopSlackMs,
       null,
     );
-    return { exitCode, timedOut: true, startedAt, deadlineAt, endedAt: new Date() };
+    const timedOut = first === 'deadline';
+    return { exitCode, timedOut, cancelled: !timedOut, startedAt, deadlineAt, endedAt: new Date() };
   }
 
   private finishedData(
@@ -215,6 +242,7 @@ export class RunExecution {
     collector: OutputCollector,
     timeoutSeconds: number,
   ): RunFinished['data'] {
+    if (run.cancelled) return this.cancelledData(run, exit, collector);
     const outcome = runOutcome({
       exitCode: exit?.exitCode ?? run.exitCode ?? -1,
       oomKilled: exit?.oomKilled ?? false,
@@ -236,6 +264,34 @@ export class RunExecution {
       finishedAt: finishedAt.toISOString(),
       durationMs: finishedAt.getTime() - startedAt.getTime(),
       cancelled: false,
+      lost: false,
+      starterId: this.settings.starterId,
+    };
+  }
+
+  /** Stopped on a cancel: what the script printed, then the contract-style cancel text. */
+  private cancelledData(
+    run: ContainerRun,
+    exit: SandboxExit | null,
+    collector: OutputCollector,
+  ): RunFinished['data'] {
+    const kept = collector.text();
+    const printed = collector.truncated ? withLine(kept, outputTexts.truncated) : kept;
+    const startedAt = exit?.startedAt ?? run.startedAt;
+    // Up to the cancel: the stop grace is the starter's time, not the script's.
+    const finishedAt = run.deadlineAt && run.deadlineAt > startedAt ? run.deadlineAt : startedAt;
+    return {
+      success: false,
+      returnCode: -1,
+      output: withLine(printed, outputTexts.cancelled),
+      outputChunks: 0,
+      outputTruncated: collector.truncated,
+      startedAt: startedAt.toISOString(),
+      finishedAt: finishedAt.toISOString(),
+      durationMs: finishedAt.getTime() - startedAt.getTime(),
+      timedOut: false,
+      outOfMemory: false,
+      cancelled: true,
       lost: false,
       starterId: this.settings.starterId,
     };
@@ -263,7 +319,13 @@ export class RunExecution {
     };
   }
 
-  private async finishUnstarted(runId: number, output: string): Promise<void> {
+  /** Cancelled before its container started: the run ends unstarted (no statistics). */
+  private async finishCancelledUnstarted(runId: number, log: Logger): Promise<void> {
+    log.info('run cancelled before it started');
+    await this.finishUnstarted(runId, outputTexts.cancelled, true);
+  }
+
+  private async finishUnstarted(runId: number, output: string, cancelled = false): Promise<void> {
     await this.publishFinished(runId, {
       success: false,
       returnCode: -1,
@@ -275,7 +337,7 @@ export class RunExecution {
       durationMs: 0,
       timedOut: false,
       outOfMemory: false,
-      cancelled: false,
+      cancelled,
       lost: false,
       starterId: this.settings.starterId,
     });
@@ -329,6 +391,23 @@ export class RunExecution {
     const settled = await settleWithin(removed, removeTimeoutMs, false);
     if (!settled) log.error('container removal did not finish in time');
   }
+}
+
+/** Resolves when `signal` aborts; never, if `until` aborts first (no listener is left). */
+function abortedPromise(signal: AbortSignal, until: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) {
+      resolve();
+      return;
+    }
+    const done = () => {
+      signal.removeEventListener('abort', done);
+      until.removeEventListener('abort', done);
+      if (signal.aborted) resolve();
+    };
+    signal.addEventListener('abort', done, { once: true });
+    until.addEventListener('abort', done, { once: true });
+  });
 }
 
 /**
