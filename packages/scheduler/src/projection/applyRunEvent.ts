@@ -47,8 +47,9 @@ export async function applyRunEvent(
     case 'RunRejected':
       return await applyRejected(sql, event, context);
     case 'RunCancelRequested':
-      // TODO(#1): cancellation has no read-model effect yet; the run ends with the starter's
-      // RunFinished {cancelled: true}, or through the claim being refused.
+      // A request, not an end: the run stays as it is until its RunFinished {cancelled: true},
+      // which the cancel route (unclaimed run), the claim (claimed, not yet asked) or the
+      // starter (claimed or running) appends. No row changes; the log keeps it for the audit.
       context.logger.info({ runId: event.runId }, 'run cancel requested');
       return;
     case 'RunImported':
