@@ -40,6 +40,17 @@ describe('parseSubmission', () => {
     }
   });
 
+  test('refuses a context nested deeper than 64 levels, which no encoder could carry', () => {
+    const nested = (depth: number): unknown => (depth === 0 ? 1 : { a: nested(depth - 1) });
+    const [deepest, tooDeep] = [nested(63), nested(5000)];
+
+    assert.equal(parseSubmission({ ...valid, context_data: { row: deepest } }).ok, true);
+    assert.deepEqual(parseSubmission({ ...valid, context_data: tooDeep }), {
+      ok: false,
+      message: 'Parameters invalid',
+    });
+  });
+
   test('keeps the fields SeaTable sends as they are', () => {
     const check = parseSubmission({
       ...valid,

@@ -28,6 +28,8 @@ export const submissionTexts = {
 const operateFromMaxLength = 50;
 const textMaxLength = 255;
 const int32 = { min: -2_147_483_648, max: 2_147_483_647 };
+/** How deeply `context_data` may nest objects and arrays. */
+export const contextMaxDepth = 64;
 
 /**
  * Checks a submission body. Never throws: every wrong shape is a 400 text, so no input
@@ -53,6 +55,11 @@ export function parseSubmission(body: unknown): SubmissionCheck {
   if (orgId === undefined || limit === undefined || limit < -1)
     return refuse(submissionTexts.invalid);
   if (operateFrom === undefined || operateFrom === null || operator === undefined) {
+    return refuse(submissionTexts.invalid);
+  }
+  // Deeper than any row or table context; far deeper nesting would overflow the stack of
+  // every JSON encoder on the way (the event, the log, the script's own json module).
+  if (nestingDepth(fields.context_data, contextMaxDepth) > contextMaxDepth) {
     return refuse(submissionTexts.invalid);
   }
 
@@ -118,4 +125,16 @@ function refuse(message: string): SubmissionCheck {
 /** Groups own runs too; they are never limited and have no user statistics. */
 export function isGroupOwner(owner: string): boolean {
   return owner.includes('@seafile_group');
+}
+
+/** The nesting depth of a JSON value, counted only up to just past `limit`. */
+function nestingDepth(value: unknown, limit: number, depth = 0): number {
+  if (typeof value !== 'object' || value === null) return depth;
+  if (depth > limit) return depth;
+  let deepest = depth + 1;
+  for (const child of Object.values(value)) {
+    deepest = Math.max(deepest, nestingDepth(child, limit, depth + 1));
+    if (deepest > limit) break;
+  }
+  return deepest;
 }
