@@ -35,7 +35,7 @@ COPY packages/starter/src packages/starter/src
 # added (compose: group_add DOCKER_GID). Whoever holds that socket controls the host's Docker
 # engine: keep the starter on hosts that run nothing but runner containers.
 USER node
-# TODO(#starter-health): the check proves only that the Docker engine answers on the socket;
+# TODO(#8): the check proves only that the Docker engine answers on the socket;
 # a check of the starter's own heartbeat in the fleet bucket would also catch a stuck starter.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "require('node:http').get({ socketPath: process.env.DOCKER_SOCKET, path: '/_ping' }, (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))"]

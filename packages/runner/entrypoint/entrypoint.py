@@ -195,7 +195,7 @@ def take_over() -> None:
     except OSError as error:
         raise HandoverError(f"cannot prepare the run: {error}") from None
 
-    # TODO(#2): as PID 1 the script ignores SIGTERM unless it installs a handler, so a
+    # TODO(#4): as PID 1 the script ignores SIGTERM unless it installs a handler, so a
     # stop always ends with SIGKILL after the grace period; an init (docker --init) would
     # forward it, at the cost of the script no longer being PID 1 as internals.md fixes.
     try:

@@ -179,7 +179,7 @@ const LOG_LABEL = 'org.seatable.pipeline.log';
 /** Docker's own networks, which exist on every engine and cannot be created. */
 const builtInNetworks = new Set(['bridge', 'host', 'none', 'default']);
 
-// TODO(#2): a TLS engine (https DOCKER_HOST) gets no client certificates (DOCKER_CERT_PATH is
+// TODO(#4): a TLS engine (https DOCKER_HOST) gets no client certificates (DOCKER_CERT_PATH is
 // not read), and its output is read through dockerode's stream, without the flat-memory reader.
 function dockerClient(connection: DockerConnection): Docker {
   if (connection.kind === 'socket') return new Docker({ socketPath: connection.socketPath });

@@ -58,7 +58,7 @@ export async function ensureEventLog(
       return;
     }
   }
-  // TODO(#1): a log lost with its data (BC-16 variant 5) comes back empty: runs still
+  // TODO(#6): a log lost with its data (BC-16 variant 5) comes back empty: runs still
   // pending in MariaDB are not requested again, so they stay pending until retention.
   const outcome = await ensureStream(manager, naming, options);
   logger.info({ stream: naming.stream, outcome }, 'event log ready');

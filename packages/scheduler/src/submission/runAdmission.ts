@@ -134,7 +134,7 @@ export class RunAdmission {
     return await inTransaction(this.deps.orm, async (sql) => {
       await lockQuotaOwner(sql, quotaOwnerKey(submission));
       const used = await this.runsUsedThisMonth(sql, submission);
-      // TODO(#1): a resend with the same Idempotency-Key is refused here when its first
+      // TODO(#6): a resend with the same Idempotency-Key is refused here when its first
       // submission used the last run of the month; answering with the first id needs the
       // key kept next to the run (JetStream only tells us at publish time).
       if (used >= limit) {

@@ -166,7 +166,8 @@ export class RunRequestConsumer {
 
     const request = decodeEvent(message.data);
     if (!request.ok || request.value.type !== 'RunRequested') {
-      // TODO(#2): end such a run with a failed RunFinished; today it only leaves the queue.
+      // No run exists for it: the scheduler refuses such a request before it reaches the
+      // log, so one here was written by hand. Terminated, it never comes back.
       log.error(
         { reason: request.ok ? request.value.type : request.reason },
         'undecodable run request',

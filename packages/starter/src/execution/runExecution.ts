@@ -382,7 +382,7 @@ export class RunExecution {
     const removed = this.sandbox.remove(container).then(
       () => true,
       (error: unknown) => {
-        // TODO(#2): retry the removal in the background; today only the next start-up's
+        // TODO(#4): retry the removal in the background; today only the next start-up's
         // sweep removes a container the engine refused to remove. The result still goes out.
         log.error({ err: error }, 'container removal failed');
         return true;
