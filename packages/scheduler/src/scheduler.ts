@@ -11,10 +11,13 @@ import { NoticeBook } from './fleet/noticeBook.ts';
 import { buildApp } from './http/app.ts';
 import { RunEventLog } from './messaging/eventLog.ts';
 import { ensureEventLog, StartupError } from './messaging/streamSetup.ts';
+import { MeasuredRunAdmission } from './metrics/measuredAdmission.ts';
+import { checkReadiness } from './metrics/readiness.ts';
+import { SchedulerMetrics } from './metrics/schedulerMetrics.ts';
+import { ScrapeSampler } from './metrics/scrapeSampler.ts';
 import { RunProjection } from './projection/runProjection.ts';
 import { startRetention } from './retention/retention.ts';
 import { SeaTableClient } from './seatable/seatableClient.ts';
-import { RunAdmission } from './submission/runAdmission.ts';
 import { LostRunWatchdog } from './watchdog/lostRuns.ts';
 
 export interface RunningScheduler {
@@ -49,7 +52,14 @@ export async function startScheduler(
     serverUrl: config.seatableServerUrl,
     authToken: config.authToken,
   });
-  const projection = new RunProjection({ orm, eventLog, timeZone: config.timeZone, logger });
+  const metrics = new SchedulerMetrics();
+  const projection = new RunProjection({
+    orm,
+    eventLog,
+    timeZone: config.timeZone,
+    logger,
+    onCommitted: (events) => metrics.countProjected(events),
+  });
   const fleet = new FleetView({ jetStream: eventLog.jetStream, naming: config.naming });
   const fairShare = new FairSharePolicy({
     orm,
@@ -94,13 +104,11 @@ export async function startScheduler(
     timeZone: config.timeZone,
   });
 
-  const admission = new RunAdmission({
-    orm,
-    eventLog,
-    seatable,
-    timeZone: config.timeZone,
-    logger,
-  });
+  const admission = new MeasuredRunAdmission(
+    { orm, eventLog, seatable, timeZone: config.timeZone, logger },
+    metrics,
+  );
+  const sampler = new ScrapeSampler({ orm, eventLog, fleet, logger });
   const app = await buildApp({
     authToken: config.authToken,
     timeZone: config.timeZone,
@@ -110,6 +118,11 @@ export async function startScheduler(
     admission,
     eventLog,
     fleet,
+    observability: {
+      metrics,
+      sample: () => sampler.sample(),
+      readiness: () => checkReadiness({ connection, eventLog, orm }),
+    },
   });
   const url = await app.listen({ host: config.http.host, port: config.http.port });
   logger.info({ url }, 'scheduler listening');

@@ -17,6 +17,7 @@ import {
 import type { RunAdmission } from '../submission/runAdmission.ts';
 import { adminRunRoutes } from './adminRunRoutes.ts';
 import { isAuthorized } from './auth.ts';
+import { healthRoutes, type ObservabilityDeps } from './healthRoutes.ts';
 import { HttpError, httpTexts, ServiceUnavailableError } from './httpErrors.ts';
 import { readRoutes } from './readRoutes.ts';
 import { runRoutes } from './runRoutes.ts';
@@ -33,6 +34,8 @@ export interface AppDeps {
   admission: RunAdmission;
   /** How long a request may wait on the database or the log before it answers 503. @default 4000 */
   requestDeadlineMs?: number;
+  /** Metrics and readiness; without them only `/healthz` is served. */
+  observability?: ObservabilityDeps;
   /** The log the admin cancel appends to; without it the cancel answers 503. */
   eventLog?: RunEventLog;
   /** The starters' heartbeats for `/admin/fleet/`; without it that route answers 503. */
@@ -56,6 +59,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setErrorHandler(answerError);
 
   app.get('/ping/', async (_request, reply) => reply.type('text/html; charset=utf-8').send('Pong'));
+  await healthRoutes(app, { authToken: deps.authToken, observability: deps.observability });
 
   await app.register(async (authenticated) => {
     authenticated.addHook('onRequest', async (request, reply) => {

@@ -14,6 +14,8 @@ export interface RunProjectionDeps {
   logger: Logger;
   /** Events applied per transaction at most. @default 500 */
   batchSize?: number;
+  /** Told the events of each batch once it is committed (the scheduler's metrics count runs). */
+  onCommitted?: (events: readonly RunEvent[]) => void;
 }
 
 const retryDelaysMs = [250, 500, 1000, 2000, 5000];
@@ -145,17 +147,22 @@ export class RunProjection {
     const context = { timeZone: this.deps.timeZone, logger: this.logger };
     const applied = await inTransaction(this.deps.orm, async (sql) => {
       const checkpoint = await readCheckpoint(sql, { lock: true });
+      const events: RunEvent[] = [];
       let last = checkpoint;
       for (const message of batch) {
         if (message.seq <= last) continue;
         const event = this.eventOf(message);
-        if (event) await applyRunEvent(sql, message.seq, event, context);
+        if (event) {
+          await applyRunEvent(sql, message.seq, event, context);
+          events.push(event);
+        }
         last = message.seq;
       }
       if (last > checkpoint) await writeCheckpoint(sql, last);
-      return last;
+      return { last, events };
     });
-    this.advance(applied);
+    this.advance(applied.last);
+    if (applied.events.length > 0) this.deps.onCommitted?.(applied.events);
   }
 
   /** The decoded event, or null (logged) when the message is not a valid event where it is. */

@@ -1,0 +1,324 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { MikroORM } from '@mikro-orm/mariadb';
+import { Kvm } from '@nats-io/kv';
+import { bucketNames, encodeJson, ensureStarterConsumer } from '@pipeline/events';
+import type { FastifyInstance } from 'fastify';
+import { migrateDatabase, openDatabase } from '../../src/db/orm.ts';
+import { FleetView, heartbeatStaleMs } from '../../src/fleet/fleetView.ts';
+import { buildApp } from '../../src/http/app.ts';
+import { MeasuredRunAdmission } from '../../src/metrics/measuredAdmission.ts';
+import { checkReadiness } from '../../src/metrics/readiness.ts';
+import { SchedulerMetrics } from '../../src/metrics/schedulerMetrics.ts';
+import { ScrapeSampler } from '../../src/metrics/scrapeSampler.ts';
+import { RunProjection } from '../../src/projection/runProjection.ts';
+import { SeaTableClient } from '../../src/seatable/seatableClient.ts';
+import { append, runClaimed, runFinished, runStarted } from '../support/events.ts';
+import { type Services, standardSubmission, startServices } from '../support/harness.ts';
+import { startTcpProxy, type TcpProxy } from '../support/tcpProxy.ts';
+import { metricValue } from './exposition.ts';
+
+const timeZone = 'Europe/Berlin';
+let services: Services;
+let projection: RunProjection;
+let app: FastifyInstance;
+let token: string;
+let proxy: TcpProxy;
+let proxiedOrm: MikroORM;
+let appBehindProxy: FastifyInstance;
+
+before(async () => {
+  services = await startServices('metrics');
+  token = services.standin.secret;
+  await ensureStarterConsumer(services.eventLog.jetStreamManager, services.naming);
+  const metrics = new SchedulerMetrics();
+  projection = new RunProjection({
+    orm: services.orm,
+    eventLog: services.eventLog,
+    timeZone,
+    logger: services.logger,
+    onCommitted: (events) => metrics.countProjected(events),
+  });
+  projection.start();
+  const fleet = new FleetView({ jetStream: services.eventLog.jetStream, naming: services.naming });
+  const sampler = new ScrapeSampler({
+    orm: services.orm,
+    eventLog: services.eventLog,
+    fleet,
+    logger: services.logger,
+  });
+  app = await buildApp({
+    authToken: token,
+    timeZone,
+    maxBodyBytes: 1_000_000,
+    logger: services.logger,
+    orm: services.orm,
+    admission: admissionFor(metrics),
+    observability: {
+      metrics,
+      sample: () => sampler.sample(),
+      readiness: () =>
+        checkReadiness({
+          connection: services.connection,
+          eventLog: services.eventLog,
+          orm: services.orm,
+        }),
+    },
+  });
+
+  // A second app whose database is reached through a relay the test can cut.
+  proxy = await startTcpProxy(services.db.host, services.db.port);
+  proxiedOrm = await openDatabase({ ...services.db, host: '127.0.0.1', port: proxy.port });
+  await migrateDatabase(proxiedOrm);
+  appBehindProxy = await buildApp({
+    authToken: token,
+    timeZone,
+    maxBodyBytes: 1_000_000,
+    logger: services.logger,
+    orm: proxiedOrm,
+    admission: admissionFor(new SchedulerMetrics({ processMetrics: false })),
+    observability: {
+      metrics: new SchedulerMetrics({ processMetrics: false }),
+      sample: () => sampler.sample(),
+      readiness: () =>
+        checkReadiness({
+          connection: services.connection,
+          eventLog: services.eventLog,
+          orm: proxiedOrm,
+          checkTimeoutMs: 1000,
+        }),
+    },
+  });
+});
+
+after(async () => {
+  await app?.close();
+  await appBehindProxy?.close();
+  await projection?.stop();
+  await proxy?.close();
+  await proxiedOrm?.close(true);
+  await services?.close();
+});
+
+function admissionFor(metrics: SchedulerMetrics): MeasuredRunAdmission {
+  return new MeasuredRunAdmission(
+    {
+      orm: services.orm,
+      eventLog: services.eventLog,
+      seatable: new SeaTableClient({ serverUrl: services.standin.url, authToken: token }),
+      timeZone,
+      logger: services.logger,
+    },
+    metrics,
+  );
+}
+
+async function scrape(): Promise<string> {
+  const response = await app.inject({
+    method: 'GET',
+    url: '/metrics',
+    headers: { authorization: `Bearer ${token}` },
+  });
+  assert.equal(response.statusCode, 200, response.body);
+  assert.match(String(response.headers['content-type']), /^text\/plain/);
+  return response.body;
+}
+
+async function putHeartbeat(starterId: string, slots: number, busy: number): Promise<void> {
+  const kvm = new Kvm(services.eventLog.jetStream);
+  const bucket = await kvm
+    .create(bucketNames.fleet(services.naming), { ttl: heartbeatStaleMs, history: 1 })
+    .catch(() => kvm.open(bucketNames.fleet(services.naming)));
+  const now = new Date().toISOString();
+  await bucket.put(
+    starterId,
+    encodeJson({
+      starterId,
+      host: 'host-1',
+      slots,
+      busy,
+      draining: false,
+      startedAt: now,
+      at: now,
+      version: '0.1.0',
+    }),
+  );
+}
+
+describe('liveness', () => {
+  test('answers /healthz without a token', async () => {
+    const response = await app.inject({ method: 'GET', url: '/healthz' });
+    assert.equal(response.statusCode, 200);
+    assert.deepEqual(response.json(), { status: 'ok' });
+  });
+});
+
+describe('metrics', () => {
+  test('refuses /metrics without a token or with a wrong one', async () => {
+    const missing = await app.inject({ method: 'GET', url: '/metrics' });
+    assert.equal(missing.statusCode, 403);
+    const wrong = await app.inject({
+      method: 'GET',
+      url: '/metrics',
+      headers: { authorization: 'Bearer not-the-token' },
+    });
+    assert.equal(wrong.statusCode, 403);
+  });
+
+  test('lists the pipeline metrics to a bearer token', async () => {
+    const text = await scrape();
+    for (const name of [
+      'pipeline_scheduler_http_request_duration_seconds',
+      'pipeline_scheduler_submissions_total',
+      'pipeline_scheduler_runs_finished_total',
+      'pipeline_scheduler_run_duration_seconds',
+      'pipeline_scheduler_projection_lag_events',
+      'pipeline_scheduler_starters_queue_pending',
+      'pipeline_scheduler_starters_queue_ack_pending',
+      'pipeline_scheduler_starters_queue_redelivered',
+      'pipeline_scheduler_fleet_starters',
+      'pipeline_scheduler_fleet_slots',
+      'pipeline_scheduler_scrape_source_up',
+      'process_cpu_seconds_total',
+    ]) {
+      assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), `${name} is missing`);
+    }
+  });
+
+  test('counts an accepted submission, its queued request and its projected finish', async () => {
+    const before = await scrape();
+    const acceptedBefore = metricValue(before, 'pipeline_scheduler_submissions_total', {
+      outcome: 'accepted',
+      reason: 'new',
+    });
+    const pendingBefore = metricValue(before, 'pipeline_scheduler_starters_queue_pending');
+
+    const response = await app.inject({
+      method: 'POST',
+      url: '/run-script/',
+      headers: { authorization: `Token ${token}`, 'content-type': 'application/json' },
+      payload: JSON.stringify(standardSubmission()),
+    });
+    assert.equal(response.statusCode, 200, response.body);
+    const runId = response.json().script_id as number;
+
+    const queued = await scrape();
+    assert.equal(
+      metricValue(queued, 'pipeline_scheduler_submissions_total', {
+        outcome: 'accepted',
+        reason: 'new',
+      }),
+      (acceptedBefore ?? 0) + 1,
+    );
+    assert.equal(
+      metricValue(queued, 'pipeline_scheduler_starters_queue_pending'),
+      (pendingBefore ?? 0) + 1,
+    );
+    assert.equal(
+      metricValue(queued, 'pipeline_scheduler_http_request_duration_seconds_count', {
+        method: 'POST',
+        route: '/run-script/',
+        status_class: '2xx',
+      }),
+      1,
+    );
+
+    const startedAt = new Date(Date.now() - 3000);
+    await append(services.eventLog, runClaimed(runId));
+    await append(services.eventLog, runStarted(runId, startedAt));
+    const finishedSeq = await append(
+      services.eventLog,
+      runFinished(runId, startedAt, new Date(startedAt.getTime() + 2500), {
+        success: false,
+        returnCode: -1,
+        timedOut: true,
+      }),
+    );
+    await projection.waitFor(finishedSeq);
+
+    const finished = await scrape();
+    assert.equal(
+      metricValue(finished, 'pipeline_scheduler_runs_finished_total', { outcome: 'timeout' }),
+      1,
+    );
+    assert.equal(
+      metricValue(finished, 'pipeline_scheduler_run_duration_seconds_bucket', {
+        outcome: 'timeout',
+        le: '5',
+      }),
+      1,
+    );
+    assert.equal(
+      metricValue(finished, 'pipeline_scheduler_run_duration_seconds_bucket', {
+        outcome: 'timeout',
+        le: '2',
+      }),
+      0,
+    );
+    assert.equal(metricValue(finished, 'pipeline_scheduler_projection_lag_events'), 0);
+  });
+
+  test('shows the fleet slots busy and free from the starters heartbeats', async () => {
+    await putHeartbeat('starter-metrics-a', 4, 1);
+    await putHeartbeat('starter-metrics-b', 2, 2);
+    // FleetView caches a read for two seconds; a fresh view reads the bucket now.
+    const sampler = new ScrapeSampler({
+      orm: services.orm,
+      eventLog: services.eventLog,
+      fleet: new FleetView({ jetStream: services.eventLog.jetStream, naming: services.naming }),
+      logger: services.logger,
+    });
+    const metrics = new SchedulerMetrics({ processMetrics: false });
+    metrics.applySample(await sampler.sample());
+    const { text } = await metrics.render();
+    assert.equal(metricValue(text, 'pipeline_scheduler_fleet_starters'), 2);
+    assert.equal(metricValue(text, 'pipeline_scheduler_fleet_slots', { state: 'busy' }), 3);
+    assert.equal(metricValue(text, 'pipeline_scheduler_fleet_slots', { state: 'free' }), 3);
+  });
+});
+
+describe('readiness', () => {
+  test('refuses /readyz without a token', async () => {
+    const response = await app.inject({ method: 'GET', url: '/readyz' });
+    assert.equal(response.statusCode, 403);
+  });
+
+  test('answers ready when NATS and the database answer', async () => {
+    const response = await app.inject({
+      method: 'GET',
+      url: '/readyz',
+      headers: { authorization: `Bearer ${token}` },
+    });
+    assert.equal(response.statusCode, 200, response.body);
+    assert.deepEqual(response.json(), {
+      status: 'ready',
+      checks: { nats: { status: 'ok' }, database: { status: 'ok' } },
+    });
+  });
+
+  test('answers 503 naming the database while it cannot be reached, and ready again after', async () => {
+    const readyz = () =>
+      appBehindProxy.inject({
+        method: 'GET',
+        url: '/readyz',
+        headers: { authorization: `Bearer ${token}` },
+      });
+    assert.equal((await readyz()).statusCode, 200);
+
+    await proxy.cut();
+    const down = await readyz();
+    assert.equal(down.statusCode, 503, down.body);
+    const body = down.json();
+    assert.equal(body.status, 'not_ready');
+    assert.deepEqual(body.checks.nats, { status: 'ok' });
+    assert.equal(body.checks.database.status, 'failed');
+    assert.equal(typeof body.checks.database.reason, 'string');
+
+    await proxy.restore();
+    let again = await readyz();
+    // The pool may hand out a connection that died with the cut once; the next one is new.
+    for (let attempt = 0; again.statusCode !== 200 && attempt < 5; attempt++)
+      again = await readyz();
+    assert.equal(again.statusCode, 200, again.body);
+  });
+});
