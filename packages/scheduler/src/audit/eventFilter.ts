@@ -1,0 +1,87 @@
+import { canonicalUuid, type RunEventType, runEventSchema } from '@pipeline/events';
+import type { EventFilter } from './eventReader.ts';
+
+/** The filter's fields as text, as a command line or a query string gives them. */
+export interface EventFilterInput {
+  runId?: string;
+  base?: string;
+  owner?: string;
+  org?: string;
+  since?: string;
+  until?: string;
+  type?: string;
+}
+
+export type ParsedFilter = { ok: true; filter: EventFilter } | { ok: false; problem: string };
+
+/** How the caller spells each field, for the message that names a bad one. */
+export type FieldNames = Record<keyof EventFilterInput, string>;
+
+export const eventTypes: readonly RunEventType[] = runEventSchema.options.map(
+  (option) => option.shape.type.value,
+);
+
+const isoInstant =
+  /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
+
+/** Checks every given field; the first bad one is the problem, named as the caller spells it. */
+export function parseEventFilter(input: EventFilterInput, names: FieldNames): ParsedFilter {
+  const filter: EventFilter = {};
+  if (input.runId !== undefined) {
+    const runId = Number(input.runId);
+    if (!/^\d+$/.test(input.runId) || !Number.isSafeInteger(runId) || runId < 1) {
+      return bad(names.runId, 'must be a positive integer', input.runId);
+    }
+    filter.runId = runId;
+  }
+  if (input.base !== undefined) {
+    const uuid = canonicalUuid(input.base);
+    if (!uuid) return bad(names.base, 'must be a base uuid', input.base);
+    filter.dtableUuid = uuid;
+  }
+  if (input.owner !== undefined) {
+    if (input.owner === '') return bad(names.owner, 'must not be empty', input.owner);
+    filter.owner = input.owner;
+  }
+  if (input.org !== undefined) {
+    const orgId = Number(input.org);
+    if (!/^-?\d+$/.test(input.org) || !Number.isSafeInteger(orgId)) {
+      return bad(names.org, 'must be an integer', input.org);
+    }
+    filter.orgId = orgId;
+  }
+  for (const field of ['since', 'until'] as const) {
+    const text = input[field];
+    if (text === undefined) continue;
+    const instant = isoInstant.test(text) ? utcInstant(text) : new Date(Number.NaN);
+    if (Number.isNaN(instant.getTime())) {
+      return bad(
+        names[field],
+        'must be an ISO 8601 date or time (UTC unless it has an offset)',
+        text,
+      );
+    }
+    filter[field] = instant;
+  }
+  if (input.type !== undefined) {
+    if (!(eventTypes as readonly string[]).includes(input.type)) {
+      return bad(names.type, `must be one of ${eventTypes.join(', ')}`, input.type);
+    }
+    filter.type = input.type as RunEventType;
+  }
+  if (filter.since && filter.until && filter.since > filter.until) {
+    return { ok: false, problem: `${names.since} must not be after ${names.until}` };
+  }
+  return { ok: true, filter };
+}
+
+/** A time without an offset is UTC (JavaScript would read it as local time). */
+function utcInstant(text: string): Date {
+  const normalized = text.replace(' ', 'T');
+  const zoned = !normalized.includes('T') || /(Z|[+-]\d{2}:?\d{2})$/.test(normalized);
+  return new Date(zoned ? normalized : `${normalized}Z`);
+}
+
+function bad(name: string, problem: string, value: string): ParsedFilter {
+  return { ok: false, problem: `${name} ${problem}, got ${JSON.stringify(value)}` };
+}
