@@ -21,8 +21,8 @@ export class StartupError extends Error {
 
 /**
  * Makes sure the log exists. Run ids are stream sequences, and an installation adopted from
- * the original already has run ids: a new stream then starts above the highest one
- * (`first_seq`, NATS 2.10 and later), so an old id is never given to a new run.
+ * the original already has run ids: a new stream then starts above the highest one, so an
+ * old id is never given to a new run.
  */
 export async function ensureEventLog(
   manager: JetStreamManager,
@@ -42,15 +42,7 @@ export async function ensureEventLog(
   if (!exists) {
     const highestRunId = await highestExistingRunId(orm);
     if (highestRunId > 0) {
-      await manager.streams
-        .add({ ...streamConfig(naming, options), first_seq: highestRunId + 1 })
-        .catch((error: unknown) => {
-          throw new StartupError(
-            `the read model already holds runs (or a checkpoint) up to ${highestRunId}, so the log must start above it, ` +
-              `which needs NATS 2.10 or later (${(error as Error).message})`,
-            { cause: error },
-          );
-        });
+      await createAbove(manager, naming, options, highestRunId + 1);
       logger.info(
         { stream: naming.stream, firstSequence: highestRunId + 1 },
         'event log created above the adopted run ids',
@@ -62,6 +54,36 @@ export async function ensureEventLog(
   // pending in MariaDB are not requested again, so they stay pending until retention.
   const outcome = await ensureStream(manager, naming, options);
   logger.info({ stream: naming.stream, outcome }, 'event log ready');
+}
+
+/**
+ * Creates the empty stream so that its first message gets `firstSequence`: with
+ * `first_seq` where the server has it (2.10+), otherwise by purging the new, empty stream up
+ * to that sequence, which moves its next sequence there (2.9) and loses nothing.
+ */
+async function createAbove(
+  manager: JetStreamManager,
+  naming: Naming,
+  options: StreamOptions,
+  firstSequence: number,
+): Promise<void> {
+  const config = streamConfig(naming, options);
+  const withFirstSequence = await manager.streams.add({ ...config, first_seq: firstSequence }).then(
+    () => true,
+    (error: unknown) => {
+      if (/first_seq/.test((error as Error).message)) return false;
+      throw error;
+    },
+  );
+  if (withFirstSequence) return;
+  await manager.streams.add(config);
+  const state = (await manager.streams.info(naming.stream)).state;
+  if (state.messages > 0) {
+    throw new StartupError(
+      `stream ${naming.stream} already holds messages; it cannot be moved above run id ${firstSequence - 1}`,
+    );
+  }
+  await manager.streams.purge(naming.stream, { seq: firstSequence });
 }
 
 /**
