@@ -27,6 +27,8 @@ export interface PipelineOptions {
   env?: Record<string, string>;
   /** Starters to run, each with its own id; default 1. */
   starters?: number;
+  /** Runs against the empty database before the scheduler starts (an original's tables, say). */
+  prepareDatabase?: (db: TestDatabase) => Promise<void>;
 }
 
 export interface RunView {
@@ -88,6 +90,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
   const label = options.label.replace(/[^a-z0-9]/gi, '').toLowerCase();
   const nats = await startNatsServer();
   const db = await createTestDatabase(label);
+  await options.prepareDatabase?.(db);
   const token = randomBytes(16).toString('hex');
   const standin = await startSeaTableStandin({ secret: token });
   const env: Record<string, string> = {
