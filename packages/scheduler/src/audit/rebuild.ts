@@ -93,6 +93,9 @@ export async function rebuildReadModel(
   const target = await openDatabase({ ...deps.database, name: schema, poolSize: 4 });
   try {
     const { events, seconds } = await projectWholeLog(deps, target);
+    // Before retention: a run that retention deletes from the rebuilt tables is in the log.
+    const runsNotInLog = await countRunsNotIn(deps.orm, live, schema);
+    // The live tables lost what retention deleted; the log still has it.
     await deleteExpiredRows({
       orm: target,
       logger: deps.logger,
@@ -102,7 +105,6 @@ export async function rebuildReadModel(
       ...(deps.now ? { now: deps.now } : {}),
     });
     const after = await summarizeReadModel(sqlOf(target), schema);
-    const runsNotInLog = await countRunsNotIn(deps.orm, live, schema);
     const report: RebuildReport = {
       schema,
       before,
