@@ -2,6 +2,7 @@ import type { MikroORM } from '@mikro-orm/mariadb';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import { checkStreamRetention } from './audit/retentionCheck.ts';
 import { ClaimResponder } from './claims/claimResponder.ts';
 import { FairSharePolicy } from './claims/fairShare.ts';
 import type { SchedulerConfig } from './config.ts';
@@ -46,6 +47,7 @@ export async function startScheduler(
   const setUpLog = () =>
     ensureEventLog(eventLog.jetStreamManager, config.naming, config.stream, orm, logger);
   await untilReady('event log stream', logger, setUpLog);
+  checkStreamRetention(config.stream, config.retention, logger);
   watchConnection(connection, logger, setUpLog);
 
   const seatable = new SeaTableClient({

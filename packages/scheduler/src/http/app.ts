@@ -16,6 +16,7 @@ import {
 } from '../messaging/eventLog.ts';
 import type { RunAdmission } from '../submission/runAdmission.ts';
 import { adminRunRoutes } from './adminRunRoutes.ts';
+import { auditRoutes } from './auditRoutes.ts';
 import { isAuthorized } from './auth.ts';
 import { healthRoutes, type ObservabilityDeps } from './healthRoutes.ts';
 import { HttpError, httpTexts, ServiceUnavailableError } from './httpErrors.ts';
@@ -84,6 +85,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       fleet: deps.fleet,
       requestDeadlineMs: deps.requestDeadlineMs ?? 4000,
     });
+    await auditRoutes(authenticated, { eventLog: deps.eventLog });
   });
 
   return app;
