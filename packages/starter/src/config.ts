@@ -28,6 +28,17 @@ export interface StarterConfig {
   /** pino level (`LOG_LEVEL`). @default 'info' */
   logLevel: LogLevel;
   sandbox: SandboxProfile;
+  /** `/healthz`, `/readyz` and `/metrics`; null when `PYTHON_STARTER_METRICS_PORT` is unset or 0. */
+  http: StarterHttpConfig | null;
+}
+
+export interface StarterHttpConfig {
+  /** `STARTER_HTTP_HOST`. @default '127.0.0.1' */
+  host: string;
+  /** `PYTHON_STARTER_METRICS_PORT`. */
+  port: number;
+  /** `PIPELINE_METRICS_TOKEN`, else `PYTHON_SCHEDULER_AUTH_TOKEN`: wanted by `/readyz` and `/metrics`. */
+  token: string;
 }
 
 export interface NatsConfig {
@@ -54,6 +65,7 @@ export const starterDefaults = {
   dockerSocket: '/var/run/docker.sock',
   natsUrl: 'nats://127.0.0.1:4222',
   subjectPrefix: 'pipeline',
+  httpHost: '127.0.0.1',
 } as const;
 
 /** Every invalid variable, one line each, so an administrator fixes them in one go. */
@@ -100,6 +112,7 @@ export function loadConfig(env: Env = process.env): StarterConfig {
     host: hostname(),
     stopGraceSeconds: stopGrace(read, problems),
     logLevel: logLevel(read, problems),
+    http: httpConfig(read, problems),
   };
   if (problems.length > 0 || !sandbox) throw new ConfigError(problems);
   return { ...config, sandbox };
@@ -245,6 +258,27 @@ function stopGrace(read: Read, problems: string[]): number {
   return parsed;
 }
 
+/** Off unless a port is set: a starter on a Docker host opens no port it was not asked to. */
+function httpConfig(read: Read, problems: string[]): StarterHttpConfig | null {
+  const portText = read('PYTHON_STARTER_METRICS_PORT');
+  const port = portText === undefined ? 0 : /^\d+$/.test(portText) ? Number(portText) : Number.NaN;
+  if (!Number.isInteger(port) || port > 65_535) {
+    problems.push(
+      `PYTHON_STARTER_METRICS_PORT: must be a port 1..65535, or 0 for none, got ${JSON.stringify(portText)}`,
+    );
+    return null;
+  }
+  if (port === 0) return null;
+  const token = read('PIPELINE_METRICS_TOKEN') ?? read('PYTHON_SCHEDULER_AUTH_TOKEN');
+  if (token === undefined) {
+    problems.push(
+      'PIPELINE_METRICS_TOKEN: must be set (or PYTHON_SCHEDULER_AUTH_TOKEN) when PYTHON_STARTER_METRICS_PORT is set',
+    );
+    return null;
+  }
+  return { host: read('STARTER_HTTP_HOST') ?? starterDefaults.httpHost, port, token };
+}
+
 function logLevel(read: Read, problems: string[]): LogLevel {
   const value = (read('LOG_LEVEL') ?? 'info').toLowerCase();
   if ((logLevels as readonly string[]).includes(value)) return value as LogLevel;
@@ -267,5 +301,6 @@ export function describeConfig(config: StarterConfig): Record<string, unknown> {
     starterId: config.starterId,
     stopGraceSeconds: config.stopGraceSeconds,
     image: config.sandbox.image,
+    http: config.http ? { host: config.http.host, port: config.http.port } : null,
   };
 }

@@ -17,6 +17,10 @@ import { createStreamIfMissing, RunRequestConsumer } from './consuming/runReques
 import { RunSlots } from './consuming/runSlots.ts';
 import { RunExecution } from './execution/runExecution.ts';
 import { Heartbeat } from './fleet/heartbeat.ts';
+import { MeasuredPublisher } from './metrics/measuredPublisher.ts';
+import { MeasuredSandbox } from './metrics/measuredSandbox.ts';
+import { type StarterHttpServer, startStarterHttp } from './metrics/starterHttp.ts';
+import { StarterMetrics } from './metrics/starterMetrics.ts';
 import { RunEventPublisher } from './publishing/runEventPublisher.ts';
 import { delay, retryDelayMs } from './retry.ts';
 import { DockerSandbox } from './sandbox/dockerSandbox.ts';
@@ -25,6 +29,8 @@ import type { EngineEndpoint } from './sandbox/outputAttach.ts';
 
 export interface RunningStarter {
   readonly starterId: string;
+  /** Where `/healthz`, `/readyz` and `/metrics` answer; null when `PYTHON_STARTER_METRICS_PORT` is off. */
+  readonly httpUrl: string | null;
   /** Stops taking requests, lets the runs in progress finish and report, then disconnects. */
   stop(): Promise<void>;
   /** Gives up at once: results not yet stored are lost (their runs end as lost). */
@@ -39,12 +45,8 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
   const log = logger.child({ starterId: config.starterId });
   log.info(describeConfig(config), 'starter starting');
 
-  const sandbox = new DockerSandbox(
-    dockerClient(config.docker),
-    log,
-    RUN_ID_LABEL,
-    engineEndpoint(config.docker),
-  );
+  const docker = dockerClient(config.docker);
+  const sandbox = new DockerSandbox(docker, log, RUN_ID_LABEL, engineEndpoint(config.docker));
   if (!(await sandbox.imageExists(config.sandbox.image))) {
     throw new Error(
       `runner image ${config.sandbox.image} is not on the Docker engine (PYTHON_RUNNER_IMAGE)`,
@@ -62,17 +64,23 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
   const installation = { [LOG_LABEL]: await logIdentity(nc, config.naming, log) };
   const hardStop = new AbortController();
   const publisher = new RunEventPublisher(js, config.naming, log, hardStop.signal);
-  const execution = new RunExecution(sandbox, publisher, {
-    starterId: config.starterId,
-    containerLabels: installation,
-    outputLimit: config.outputLimit,
-    stopGraceSeconds: config.stopGraceSeconds,
-    timeZone: config.timeZone,
-    alternativeFileServerRoot: config.alternativeFileServerRoot,
-    sandbox: config.sandbox,
-  });
+  const metrics = new StarterMetrics();
+  const execution = new RunExecution(
+    new MeasuredSandbox(sandbox, metrics),
+    new MeasuredPublisher(publisher, metrics),
+    {
+      starterId: config.starterId,
+      containerLabels: installation,
+      outputLimit: config.outputLimit,
+      stopGraceSeconds: config.stopGraceSeconds,
+      timeZone: config.timeZone,
+      alternativeFileServerRoot: config.alternativeFileServerRoot,
+      sandbox: config.sandbox,
+    },
+  );
 
   const slots = new RunSlots(config.slots);
+  metrics.watchSlots(slots);
   const startedAt = new Date().toISOString();
   let draining = false;
   const heartbeat = new Heartbeat({
@@ -99,6 +107,8 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
     log,
     execute: (assignment, runLog) => execution.execute(assignment, runLog),
   });
+  // Before the starter joins the fleet, so a port in use stops it before it takes work.
+  const http = await startHttp(config, metrics, nc, docker, log);
   await sweepDepartedStarters(sandbox, heartbeat, config.starterId, installation, log);
   // In the fleet before the first container exists, so another starter's sweep spares it.
   await heartbeat.beat();
@@ -109,6 +119,7 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
   let stopped: Promise<void> | null = null;
   return {
     starterId: config.starterId,
+    httpUrl: http?.url ?? null,
     stop() {
       stopped ??= (async () => {
         draining = true;
@@ -118,6 +129,7 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
         heartbeat.stop();
         await heartbeat.withdraw(config.starterId);
         await nc.drain().catch(() => nc.close());
+        await http?.close();
         log.info('starter stopped');
       })();
       return stopped;
@@ -125,9 +137,35 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
     async abort() {
       hardStop.abort();
       heartbeat.stop();
+      await http?.close();
       await nc.close();
     },
   };
+}
+
+/** `/healthz`, `/readyz` (NATS answers a round trip, the engine a ping) and `/metrics`. */
+async function startHttp(
+  config: StarterConfig,
+  metrics: StarterMetrics,
+  nc: NatsConnection,
+  docker: Docker,
+  log: Logger,
+): Promise<StarterHttpServer | null> {
+  if (!config.http) return null;
+  return await startStarterHttp({
+    ...config.http,
+    metrics,
+    log,
+    checks: {
+      nats: async () => {
+        if (nc.isClosed()) throw new Error('the NATS connection is closed');
+        await nc.flush();
+      },
+      docker: async () => {
+        await docker.ping();
+      },
+    },
+  });
 }
 
 /**

@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { StarterHarness } from '../support/starterHarness.ts';
+
+/**
+ * The starter's metrics and health server with the real engine, the offline runner image
+ * and a nats-server of the test's own: runs move the counters, the engine and NATS answer.
+ */
+const harness = new StarterHarness('metrics');
+const token = 'starter-metrics-test-token';
+let url: string;
+
+before(async () => {
+  await harness.startServices();
+  const starter = await harness.startStarter({
+    PYTHON_STARTER_THREAD_COUNT: '3',
+    PYTHON_RUNNER_OUTPUT_LIMIT: '1000',
+    PYTHON_STARTER_METRICS_PORT: String(await freePort()),
+    PIPELINE_METRICS_TOKEN: token,
+  });
+  assert.ok(starter.httpUrl);
+  url = starter.httpUrl;
+});
+
+after(async () => {
+  await harness.stop();
+});
+
+/** A loopback port that was free a moment ago: the configuration takes no 0. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+async function scrape(): Promise<string> {
+  const response = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(response.status, 200);
+  return await response.text();
+}
+
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+describe('starter metrics with the real engine', () => {
+  test('answers /healthz without a token and /readyz with NATS and Docker ok', async () => {
+    const health = await fetch(`${url}/healthz`);
+    assert.equal(health.status, 200);
+    const ready = await fetch(`${url}/readyz`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(ready.status, 200);
+    assert.deepEqual(await ready.json(), {
+      status: 'ready',
+      checks: { nats: { status: 'ok' }, docker: { status: 'ok' } },
+    });
+  });
+
+  test('counts runs by outcome, times container create and start, counts dropped output', async () => {
+    const ok = await harness.run({ script: 'print("hello")' });
+    assert.equal(ok.finished.data.success, true);
+    const failed = await harness.run({ script: 'import sys; sys.exit(3)' });
+    assert.equal(failed.finished.data.returnCode, 3);
+    const flood = await harness.run({ script: 'print("x" * 500_000)' });
+    assert.equal(flood.finished.data.outputTruncated, true);
+
+    const text = await scrape();
+    assert.equal(sample(text, 'pipeline_starter_slots_total'), 3);
+    assert.equal(sample(text, 'pipeline_starter_slots_busy'), 0);
+    assert.equal(sample(text, 'pipeline_starter_runs_started_total'), 3);
+    assert.equal(sample(text, 'pipeline_starter_runs_finished_total{outcome="success"}'), 2);
+    assert.equal(sample(text, 'pipeline_starter_runs_finished_total{outcome="failure"}'), 1);
+    assert.equal(
+      sample(
+        text,
+        'pipeline_starter_container_operation_duration_seconds_count{operation="create"}',
+      ),
+      3,
+    );
+    assert.equal(
+      sample(
+        text,
+        'pipeline_starter_container_operation_duration_seconds_count{operation="start"}',
+      ),
+      3,
+    );
+    const dropped = sample(text, 'pipeline_starter_output_bytes_dropped_total') ?? 0;
+    assert.ok(dropped > 200_000, `dropped ${dropped} bytes`);
+  });
+});
