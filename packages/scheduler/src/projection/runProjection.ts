@@ -32,6 +32,8 @@ export class RunProjection {
   private readonly logger: Logger;
   private readonly batchSize: number;
   private appliedThrough = 0;
+  /** The last sequence the current consumer delivered and this projector committed. */
+  private deliveredThrough = 0;
   private waiters: { seq: number; resolve: () => void }[] = [];
   private stopped = false;
   private loop: Promise<void> | undefined;
@@ -93,6 +95,7 @@ export class RunProjection {
   private async followFromCheckpoint(): Promise<void> {
     const checkpoint = await readCheckpoint(sqlOf(this.deps.orm));
     this.advance(checkpoint);
+    this.deliveredThrough = checkpoint;
     const { jetStream, naming } = this.deps.eventLog;
     const consumer = await jetStream.consumers.get(naming.stream, {
       filter_subjects: subjects.all(naming),
@@ -147,6 +150,10 @@ export class RunProjection {
     const context = { timeZone: this.deps.timeZone, logger: this.logger };
     const applied = await inTransaction(this.deps.orm, async (sql) => {
       const checkpoint = await readCheckpoint(sql, { lock: true });
+      // The tables went back behind what this consumer already delivered: a rebuild swapped
+      // them in, or a backup was restored. Start over from their checkpoint, or the events
+      // in between would be skipped.
+      if (checkpoint < this.deliveredThrough) throw new CheckpointMovedBackError(checkpoint);
       const events: RunEvent[] = [];
       let last = checkpoint;
       for (const message of batch) {
@@ -161,6 +168,7 @@ export class RunProjection {
       if (last > checkpoint) await writeCheckpoint(sql, last);
       return { last, events };
     });
+    this.deliveredThrough = applied.last;
     this.advance(applied.last);
     if (applied.events.length > 0) this.deps.onCommitted?.(applied.events);
   }
@@ -192,6 +200,14 @@ export class RunProjection {
     const ready = this.waiters.filter((waiter) => waiter.seq <= seq);
     this.waiters = this.waiters.filter((waiter) => waiter.seq > seq);
     for (const waiter of ready) waiter.resolve();
+  }
+}
+
+/** The read model's checkpoint is behind this projector's consumer. */
+class CheckpointMovedBackError extends Error {
+  constructor(checkpoint: number) {
+    super(`the read model's checkpoint moved back to ${checkpoint}`);
+    this.name = 'CheckpointMovedBackError';
   }
 }
 
