@@ -89,6 +89,8 @@ export class EventReader {
     yield* this.scan(subject, { deliver_policy: DeliverPolicy.All }, last.seq);
   }
 
+  // TODO(#5): a filter by base, owner or org without `since` reads the whole log in order;
+  // an index (a KV bucket of run ids per owner and base) would make it a lookup.
   private async *range(filter: EventFilter): AsyncGenerator<LoggedEvent> {
     const { naming, jetStreamManager } = this.log;
     const { state } = await jetStreamManager.streams.info(naming.stream);

@@ -115,6 +115,8 @@ export async function rebuildReadModel(
       swapped: false,
       runsNotInLog,
     };
+    // TODO(#5): the scheduler does not yet write an adopted original's rows into the log as
+    // RunImported (the event and its projection exist), so an adopted read model refuses here.
     if (runsNotInLog > 0 && swap && !options.force) {
       throw new RebuildRefusedError(
         `${runsNotInLog} runs of the read model are not in the log (an adopted original's history, or expired from the stream); ` +
