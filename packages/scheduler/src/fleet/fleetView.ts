@@ -11,6 +11,8 @@ import {
 /** Starters beat every few seconds; an entry older than this is a starter that is gone. */
 export const heartbeatStaleMs = 30_000;
 const cacheMs = 2000;
+/** How far a starter's clock may run ahead of the scheduler's. */
+const clockSkewMs = 5_000;
 
 export interface FleetViewDeps {
   jetStream: JetStreamClient;
@@ -53,9 +55,17 @@ export class FleetView {
     return starters.filter((starter) => !starter.draining).reduce((sum, s) => sum + s.slots, 0);
   }
 
-  async isAlive(starterId: string): Promise<boolean> {
+  /**
+   * Whether the starter sends heartbeats; with `since`, whether the same life of it does. A
+   * starter restarted under the same id after `since` no longer holds what it held then.
+   * Starters' clocks may differ from ours: a life counts as new only `clockSkewMs` later.
+   */
+  async isAlive(starterId: string, since?: Date): Promise<boolean> {
     const starters = await this.liveStarters();
-    return starters.some((starter) => starter.starterId === starterId);
+    const starter = starters.find((candidate) => candidate.starterId === starterId);
+    if (!starter) return false;
+    if (!since) return true;
+    return new Date(starter.startedAt).getTime() <= since.getTime() + clockSkewMs;
   }
 
   private async readBucket(nowMs: number): Promise<StarterHeartbeat[]> {

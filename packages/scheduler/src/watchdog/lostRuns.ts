@@ -89,15 +89,11 @@ export class LostRunWatchdog {
     );
     if (candidates.length === 0) return 0;
 
-    const liveness = new Map<string, boolean>();
     let ended = 0;
     for (const run of candidates) {
-      let alive = liveness.get(run.starter_id);
-      if (alive === undefined) {
-        alive = await this.deps.fleet.isAlive(run.starter_id);
-        liveness.set(run.starter_id, alive);
-      }
-      if (alive) continue;
+      // The life that claimed the run: a starter restarted under the same id lost it (#4).
+      const claimedAt = fromSqlDateTime(run.claimed_at) ?? undefined;
+      if (await this.deps.fleet.isAlive(run.starter_id, claimedAt)) continue;
       if (await this.endAsLost(run, now)) ended += 1;
     }
     return ended;
