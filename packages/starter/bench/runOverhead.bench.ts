@@ -83,6 +83,11 @@ try {
   console.log(
     `  starter overhead per run                       ${(starterMedian - bareMedian).toFixed(0)}`,
   );
+  // Target (issue #4): at most 10 % of the floor plus 15 ms, at the median.
+  const allowed = bareMedian * 0.1 + 15;
+  console.log(
+    `  target: overhead <= ${allowed.toFixed(0)} ms (10 % + 15 ms): ${starterMedian - bareMedian <= allowed ? 'met' : 'MISSED'}`,
+  );
   console.log(`  (bare: ${bare.map((value) => value.toFixed(0)).join(' ')})`);
   console.log(`  (starter: ${starter.map((value) => value.toFixed(0)).join(' ')})`);
 } finally {
