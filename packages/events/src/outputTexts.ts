@@ -8,5 +8,4 @@ export const outputTexts = {
   quotaExceeded: 'The number of runs exceeds the limit',
   cancelled: 'The run was cancelled by an administrator.',
   lost: 'The run was lost: its starter stopped reporting before the run finished.',
-  truncated: '[output truncated: the script printed more than the output limit]',
 } as const;

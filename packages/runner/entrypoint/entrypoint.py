@@ -175,6 +175,9 @@ def script_environment(env: dict, run_directory: str) -> dict:
     os.mkdir(home, 0o700)
     environment["HOME"] = home
     environment["PYTHONDONTWRITEBYTECODE"] = "1"
+    # Unbuffered, with stderr on the same pipe: the output reads as in a terminal, prints
+    # and tracebacks in the order they happened.
+    environment["PYTHONUNBUFFERED"] = "1"
     return environment
 
 
@@ -191,13 +194,17 @@ def take_over() -> None:
         environment = script_environment(env, run_directory)
         os.dup2(stdin_fd, 0)
         os.close(stdin_fd)
+        # One stream for both: what the script writes to stderr and to stdout arrives in the
+        # order it was written (flushed), as in a terminal's `2>&1`. Docker copies two pipes
+        # separately and would otherwise reorder them.
+        os.dup2(1, 2)
         os.chdir(run_directory)
     except OSError as error:
         raise HandoverError(f"cannot prepare the run: {error}") from None
 
-    # TODO(#4): as PID 1 the script ignores SIGTERM unless it installs a handler, so a
-    # stop always ends with SIGKILL after the grace period; an init (docker --init) would
-    # forward it, at the cost of the script no longer being PID 1 as internals.md fixes.
+    # The container runs with the engine's init as PID 1 (the profile sets Init), which
+    # forwards SIGTERM: a script that does not handle it stops at the deadline, not after
+    # the grace period, and its exit status (128 + signal) reaches Docker unchanged.
     try:
         os.execve(sys.executable, [sys.executable, "-B", script_path], environment)
     except OSError as error:

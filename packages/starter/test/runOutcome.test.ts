@@ -73,15 +73,4 @@ describe('runOutcome', () => {
     assert.equal(outcome.outOfMemory, false);
     assert.equal(outcome.output, '');
   });
-
-  test('output cut at the limit says so on a line of its own, before a timeout text', () => {
-    const outcome = runOutcome({
-      exitCode: 137,
-      oomKilled: false,
-      timedOut: true,
-      printed: 'flood',
-      truncated: true,
-    });
-    assert.equal(outcome.output, `flood\n${outputTexts.truncated}\n${outputTexts.timeout}`);
-  });
 });

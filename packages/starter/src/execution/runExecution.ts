@@ -248,7 +248,6 @@ export class RunExecution {
       oomKilled: exit?.oomKilled ?? false,
       timedOut: run.timedOut,
       printed: collector.text(),
-      truncated: collector.truncated,
     });
     // The container's own clock, when the engine reports it. A timed-out run ran for its
     // limit: the stop grace and the teardown are the starter's time, not the script's.
@@ -275,8 +274,7 @@ export class RunExecution {
     exit: SandboxExit | null,
     collector: OutputCollector,
   ): RunFinished['data'] {
-    const kept = collector.text();
-    const printed = collector.truncated ? withLine(kept, outputTexts.truncated) : kept;
+    const printed = collector.text();
     const startedAt = exit?.startedAt ?? run.startedAt;
     // Up to the cancel: the stop grace is the starter's time, not the script's.
     const finishedAt = run.deadlineAt && run.deadlineAt > startedAt ? run.deadlineAt : startedAt;
@@ -300,8 +298,7 @@ export class RunExecution {
   /** The engine failed us mid-run: the user sees "Failed" after what the script printed. */
   private platformFailure(collector: OutputCollector, startedAt: Date | null): RunFinished['data'] {
     const now = new Date();
-    const kept = collector.text();
-    const printed = collector.truncated ? withLine(kept, outputTexts.truncated) : kept;
+    const printed = collector.text();
     return {
       success: false,
       returnCode: -1,

@@ -10,8 +10,6 @@ export interface ContainerOutcome {
   timedOut: boolean;
   /** What the script printed, already capped at the output limit. */
   printed: string;
-  /** The script printed more than the limit; the rest was dropped. */
-  truncated?: boolean;
 }
 
 export interface RunOutcome {
@@ -35,11 +33,10 @@ const killedExitCode = 137;
  *   is any SIGKILL.
  * - Otherwise the exit status decides: 0 is success.
  */
-export function runOutcome(outcome: ContainerOutcome): RunOutcome {
-  // The user learns that output was dropped, on a line of its own after what was kept.
-  const container = outcome.truncated
-    ? { ...outcome, printed: withLine(outcome.printed, outputTexts.truncated) }
-    : outcome;
+export function runOutcome(container: ContainerOutcome): RunOutcome {
+  // Output past the limit is dropped without a word in the output itself: the user's
+  // output stays exactly the first L characters (BC-03 B), and the run's `outputTruncated`
+  // flag in the log says it was cut.
   if (container.timedOut) {
     return {
       success: false,
