@@ -87,6 +87,7 @@ describe('parseSubmission', () => {
       { owner: 12 },
       { org_id: '1' },
       { org_id: 2 ** 31 },
+      { org_id: -2 },
       { scripts_running_limit: '5' },
       { scripts_running_limit: 1.5 },
       { scripts_running_limit: -2 },
@@ -140,13 +141,16 @@ describe('isAuthorized', () => {
   test('accepts Token and Bearer with the exact secret only', () => {
     assert.equal(isAuthorized('Token s3cret', 's3cret'), true);
     assert.equal(isAuthorized('Bearer s3cret', 's3cret'), true);
+    // The keyword in any case, as SeaTable's own API reads it.
+    assert.equal(isAuthorized('token s3cret', 's3cret'), true);
+    assert.equal(isAuthorized('BEARER s3cret', 's3cret'), true);
     for (const header of [
       undefined,
       '',
       's3cret',
       'Token s3cre',
       'Token s3cret ',
-      'token s3cret',
+      'Tokens3cret',
       'Basic s3cret',
     ]) {
       assert.equal(isAuthorized(header, 's3cret'), false, String(header));

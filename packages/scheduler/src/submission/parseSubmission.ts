@@ -52,8 +52,10 @@ export function parseSubmission(body: unknown): SubmissionCheck {
   const limit = optionalInteger(fields.scripts_running_limit, -1);
   const operateFrom = optionalText(fields.operate_from, 'manualy', operateFromMaxLength);
   const operator = optionalText(fields.operator, null, textMaxLength);
-  if (orgId === undefined || limit === undefined || limit < -1)
+  // -1 means "no org"; below it is no org id at all.
+  if (orgId === undefined || orgId < -1 || limit === undefined || limit < -1) {
     return refuse(submissionTexts.invalid);
+  }
   if (operateFrom === undefined || operateFrom === null || operator === undefined) {
     return refuse(submissionTexts.invalid);
   }
