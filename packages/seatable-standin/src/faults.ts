@@ -4,6 +4,7 @@ export const standinRoutes = [
   'script-file',
   'running-limit',
   'notifications',
+  'store-script',
 ] as const;
 
 export type StandinRoute = (typeof standinRoutes)[number];

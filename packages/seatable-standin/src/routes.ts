@@ -13,7 +13,9 @@ export type RouteMatch =
   | { route: 'task-file'; method: 'GET'; dtableUuid: string; encodedScriptName: string }
   | { route: 'script-file'; method: 'GET'; runKey: string }
   | { route: 'running-limit'; method: 'GET' }
-  | { route: 'notifications'; method: 'POST' };
+  | { route: 'notifications'; method: 'POST' }
+  /** Not SeaTable's: how a developer puts a script of their own into a base of the stand-in. */
+  | { route: 'store-script'; method: 'PUT'; dtableUuid: string; encodedScriptName: string };
 
 /** The body of one `scripts-exceeded-notifications` call. */
 export interface ExceededNotification {
@@ -33,6 +35,7 @@ export interface RouteContext {
 const taskFilePath =
   /^\/api\/v2\.1\/dtable\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/run-script\/([^/]+)\/task\/file\/$/;
 const scriptFilePath = /^\/files\/([0-9a-f]+)$/;
+const storeScriptPath = /^\/standin\/scripts\/([0-9a-fA-F-]{32,36})\/([^/]+)\/$/;
 
 /** Matches a raw request path (still percent-encoded, without the query). */
 export function matchRoute(rawPath: string): RouteMatch | null {
@@ -47,6 +50,15 @@ export function matchRoute(rawPath: string): RouteMatch | null {
   }
   const scriptFile = scriptFilePath.exec(rawPath);
   if (scriptFile) return { route: 'script-file', method: 'GET', runKey: scriptFile[1]! };
+  const storeScript = storeScriptPath.exec(rawPath);
+  if (storeScript) {
+    return {
+      route: 'store-script',
+      method: 'PUT',
+      dtableUuid: storeScript[1]!,
+      encodedScriptName: storeScript[2]!,
+    };
+  }
   if (rawPath === '/api/v2.1/scripts-running-limit/') {
     return { route: 'running-limit', method: 'GET' };
   }
@@ -76,7 +88,29 @@ export function handleRoute(
       return answerRunningLimit(query, context);
     case 'notifications':
       return recordNotification(body, context);
+    case 'store-script':
+      return storeScript(match.dtableUuid, match.encodedScriptName, body, context);
   }
+}
+
+function storeScript(
+  dtableUuid: string,
+  encodedScriptName: string,
+  source: string,
+  context: RouteContext,
+): StandinReply {
+  let scriptName: string;
+  try {
+    scriptName = decodeURIComponent(encodedScriptName);
+  } catch {
+    return errorReply(400, 'script_name invalid.');
+  }
+  try {
+    context.catalog.setScript({ dtableUuid, scriptName, source });
+  } catch {
+    return errorReply(400, 'dtable_uuid invalid.');
+  }
+  return jsonReply(200, { stored: true, dtable_uuid: dtableUuid, script_name: scriptName });
 }
 
 function answerTaskFile(

@@ -384,3 +384,24 @@ describe('options and lifecycle', () => {
     await assert.rejects(fetch(limitUrl), TypeError);
   });
 });
+
+describe('storing a script of your own', () => {
+  test('puts the body under the base and name, for the next task/file to hand out', async () => {
+    const stored = await fetch(
+      `${standin.url}/standin/scripts/${baseUuid}/${encodeURIComponent('mine 😀.py')}/`,
+      { method: 'PUT', headers: { authorization: `Token ${secret}` }, body: 'print("mine")\n' },
+    );
+    const link = await issueLink('mine 😀.py');
+
+    assert.equal(stored.status, 200);
+    assert.equal(await (await fetch(link.script_url)).text(), 'print("mine")\n');
+  });
+
+  test('needs the shared secret', async () => {
+    const refused = await fetch(`${standin.url}/standin/scripts/${baseUuid}/x.py/`, {
+      method: 'PUT',
+      body: 'print(1)',
+    });
+    assert.equal(refused.status, 403);
+  });
+});
