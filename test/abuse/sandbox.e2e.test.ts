@@ -40,7 +40,13 @@ async function run(script: string): Promise<RunView> {
   assert.equal(typeof finished.output, 'string');
   const left = await docker.listContainers({
     all: true,
-    filters: { label: [`org.seatable.pipeline.run-id=${finished.id}`] },
+    // Run ids are per log: other test files' logs have the same ids, their starters not.
+    filters: {
+      label: [
+        `org.seatable.pipeline.run-id=${finished.id}`,
+        `org.seatable.pipeline.starter-id=${pipeline.starterIds[0]}`,
+      ],
+    },
   });
   assert.equal(left.length, 0, 'no container is left behind');
   return finished;

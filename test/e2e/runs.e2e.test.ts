@@ -30,7 +30,13 @@ async function run(script: string, body: Record<string, unknown> = {}) {
 async function containersOfRun(runId: number): Promise<number> {
   const containers = await docker.listContainers({
     all: true,
-    filters: { label: [`org.seatable.pipeline.run-id=${runId}`] },
+    // Run ids are per log: other test files' logs have the same ids, their starters not.
+    filters: {
+      label: [
+        `org.seatable.pipeline.run-id=${runId}`,
+        `org.seatable.pipeline.starter-id=${pipeline.starterIds[0]}`,
+      ],
+    },
   });
   return containers.length;
 }

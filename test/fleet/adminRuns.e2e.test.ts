@@ -43,11 +43,21 @@ async function cancel(id: number | string): Promise<{ status: number; body: unkn
 }
 
 async function containersOfRun(runId: number): Promise<number> {
-  const containers = await docker.listContainers({
-    all: true,
-    filters: { label: [`org.seatable.pipeline.run-id=${runId}`] },
-  });
-  return containers.length;
+  // Run ids are per log: other test files' logs have the same ids, their starters not.
+  let count = 0;
+  for (const starterId of pipeline.starterIds) {
+    const containers = await docker.listContainers({
+      all: true,
+      filters: {
+        label: [
+          `org.seatable.pipeline.run-id=${runId}`,
+          `org.seatable.pipeline.starter-id=${starterId}`,
+        ],
+      },
+    });
+    count += containers.length;
+  }
+  return count;
 }
 
 describe('GET /admin/fleet/', () => {

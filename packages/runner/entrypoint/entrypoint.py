@@ -18,6 +18,7 @@ success: the script's output is all there is.
 
 import json
 import os
+import signal
 import sys
 
 HANDOVER_ERROR_EXIT_CODE = 125
@@ -202,13 +203,43 @@ def take_over() -> None:
     except OSError as error:
         raise HandoverError(f"cannot prepare the run: {error}") from None
 
-    # The container runs with the engine's init as PID 1 (the profile sets Init), which
-    # forwards SIGTERM: a script that does not handle it stops at the deadline, not after
-    # the grace period, and its exit status (128 + signal) reaches Docker unchanged.
+    # The entrypoint stays PID 1 and runs the script as its child: PID 1 ignores SIGTERM
+    # unless it handles it, so the entrypoint forwards it (a script stops at the deadline,
+    # not after the grace period) and exits with the script's status, 128 + signal when a
+    # signal ended it (137 after an OOM kill), as Docker reports for PID 1 itself.
     try:
-        os.execve(sys.executable, [sys.executable, "-B", script_path], environment)
+        child = os.fork()
     except OSError as error:
         raise HandoverError(f"cannot start python: {error}") from None
+    if child == 0:
+        try:
+            os.execve(sys.executable, [sys.executable, "-B", script_path], environment)
+        finally:
+            os._exit(HANDOVER_ERROR_EXIT_CODE)
+    sys.exit(supervise(child))
+
+
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+
+
+def supervise(child: int) -> int:
+    """Forwards stop signals to the script, waits for it, and returns its exit status."""
+
+    def forward(signum, _frame):
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:
+            pass
+
+    for signum in FORWARDED_SIGNALS:
+        signal.signal(signum, forward)
+    os.close(0)
+    while True:
+        pid, status = os.waitpid(-1, 0)
+        # Orphans of the script are reparented to PID 1: reap them, wait for the script.
+        if pid == child:
+            code = os.waitstatus_to_exitcode(status)
+            return 128 - code if code < 0 else code
 
 
 def main() -> None:

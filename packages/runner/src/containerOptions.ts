@@ -97,9 +97,6 @@ function hostConfig(profile: SandboxProfile): NonNullable<ContainerCreateOptions
     SecurityOpt: profile.noNewPrivileges ? ['no-new-privileges:true'] : [],
     NetworkMode: profile.network,
     Privileged: false,
-    // The engine's init (tini) as PID 1: it forwards SIGTERM at the deadline to the script,
-    // which as PID 1 itself would ignore it, and reaps what the script leaves behind.
-    Init: true,
     IpcMode: 'private',
     AutoRemove: false,
     // The starter reads the output from the attached streams; the engine keeps no copy on

@@ -160,8 +160,8 @@ describe('the offline runner image', { skip }, () => {
     assert.equal(identity.uid, 1000);
     assert.equal(identity.euid, 1000);
     assert.equal(identity.gid, 1000);
-    // The engine's init is PID 1 and forwards signals; the script runs under it.
-    assert.notEqual(identity.pid, 1, 'the script is not PID 1, the init is');
+    // The entrypoint is PID 1 and forwards signals; the script runs as its child.
+    assert.notEqual(identity.pid, 1, 'the script is not PID 1, the entrypoint is');
     assert.equal(identity.cap_eff, '0000000000000000');
     assert.equal(identity.cap_bnd, '0000000000000000');
     assert.equal(identity.no_new_privs, '1');

@@ -92,6 +92,9 @@ export interface FairSharePolicyDeps {
   now?: () => Date;
 }
 
+/** How long a deferral of an owner is reused for its next claims. */
+const deferralMemoryMs = 250;
+
 /** Pending runs older than this are left out of "who is waiting": they are stuck, not queued. */
 const waitingHorizonMs = 60 * 60 * 1000;
 
@@ -99,6 +102,10 @@ const waitingHorizonMs = 60 * 60 * 1000;
 export class FairSharePolicy {
   private readonly deps: FairSharePolicyDeps;
   private readonly now: () => Date;
+  private readonly recentDeferrals = new Map<
+    string,
+    { until: number; decision: FairShareDecision }
+  >();
 
   constructor(deps: FairSharePolicyDeps) {
     this.deps = deps;
@@ -107,11 +114,31 @@ export class FairSharePolicy {
 
   readonly check: FairShareCheck = async (run: RunRequested, claim: ClaimRequest) => {
     const owner = shareOwnerOf(run);
+    const key = ownerKey(owner);
+    const nowMs = this.now().getTime();
+    // A deferred owner stays deferred for a moment: the starters then pass the rest of its
+    // queued requests at the speed of a reply, not of four queries each, and reach the
+    // other owners' runs behind them within about one slot's turn.
+    const deferred = this.recentDeferrals.get(key);
+    if (deferred && deferred.until > nowMs) return deferred.decision;
+
     const snapshot = await this.snapshot(owner, claim.runId);
     const decision = decideShare(snapshot, this.deps.rules);
     if (decision.decision === 'reject') this.notifyOnce(owner);
+    if (decision.decision === 'defer') {
+      if (this.recentDeferrals.size > 10_000) this.forgetExpiredDeferrals(nowMs);
+      this.recentDeferrals.set(key, { until: nowMs + deferralMemoryMs, decision });
+    } else {
+      this.recentDeferrals.delete(key);
+    }
     return decision;
   };
+
+  private forgetExpiredDeferrals(nowMs: number): void {
+    for (const [key, deferral] of this.recentDeferrals) {
+      if (deferral.until <= nowMs) this.recentDeferrals.delete(key);
+    }
+  }
 
   async snapshot(owner: ShareOwner, runId: number): Promise<ShareSnapshot> {
     const now = this.now();
