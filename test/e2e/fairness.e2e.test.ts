@@ -39,7 +39,7 @@ async function unfinished(owner: string): Promise<number> {
 }
 
 describe('fair share between owners', () => {
-  test(`a single run of one owner starts long before a ${burstSize}-run burst of another ends`, async () => {
+  test(`a single run of one owner starts long before a ${burstSize}-run burst of another ends`, async (context) => {
     const burstOwner = 'burst@example.invalid';
     const burst: Submitted[] = [];
     for (let index = 0; index < burstSize; index += 20) {
@@ -65,14 +65,13 @@ describe('fair share between owners', () => {
     const stillQueued = await unfinished(burstOwner);
 
     assert.equal(result.output, 'single\n');
-    // FIFO would start every queued run of the burst first. Here the burst keeps its equal
-    // part of the slots while the single run waits for the starters to get past the burst's
-    // deferred requests.
-    // TODO(#3): that pass is one claim per deferred request (about 15 ms each here), so the
-    // wait grows with the burst: about 5 s and 30 overtaking runs for 300, not one slot's turn.
+    // FIFO would start every queued run of the burst first. A fair share starts the single
+    // run within about one slot's turn: the burst keeps its equal part of the four slots
+    // meanwhile, so a few of its runs (4 to 8 here) start while the single one waits.
     const waitedMs = Date.parse(result.started_at) - Date.parse(result.created_at);
     const detail = `${overtaken} runs of the burst started while it waited ${waitedMs} ms, ${stillQueued} still queued`;
+    context.diagnostic(detail);
     assert.ok(stillQueued >= burstSize * 0.75, detail);
-    assert.ok(overtaken <= burstSize / 5, detail);
+    assert.ok(overtaken <= 16, detail);
   });
 });
