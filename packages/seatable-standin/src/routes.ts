@@ -99,12 +99,8 @@ function storeScript(
   source: string,
   context: RouteContext,
 ): StandinReply {
-  let scriptName: string;
-  try {
-    scriptName = decodeURIComponent(encodedScriptName);
-  } catch {
-    return errorReply(400, 'script_name invalid.');
-  }
+  const scriptName = decodeScriptName(encodedScriptName);
+  if (scriptName === null) return errorReply(400, 'script_name invalid.');
   try {
     context.catalog.setScript({ dtableUuid, scriptName, source });
   } catch {
@@ -113,17 +109,22 @@ function storeScript(
   return jsonReply(200, { stored: true, dtable_uuid: dtableUuid, script_name: scriptName });
 }
 
+/** The name in its path segment, decoded exactly once; null when it is not valid encoding. */
+function decodeScriptName(encodedScriptName: string): string | null {
+  try {
+    return decodeURIComponent(encodedScriptName);
+  } catch {
+    return null;
+  }
+}
+
 function answerTaskFile(
   dtableUuid: string,
   encodedScriptName: string,
   context: RouteContext,
 ): StandinReply {
-  let scriptName: string;
-  try {
-    scriptName = decodeURIComponent(encodedScriptName);
-  } catch {
-    return errorReply(400, 'script_name invalid.');
-  }
+  const scriptName = decodeScriptName(encodedScriptName);
+  if (scriptName === null) return errorReply(400, 'script_name invalid.');
   const issued = context.catalog.issue(dtableUuid, scriptName, context.fileUrlBase);
   if (!issued) return errorReply(404, 'Script not found.');
   return jsonReply(200, { script_url: issued.scriptUrl, temp_api_token: issued.tempApiToken });
