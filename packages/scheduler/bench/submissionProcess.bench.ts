@@ -5,10 +5,12 @@
  *
  *   node packages/scheduler/bench/submissionProcess.bench.ts [submissions] [clients]
  */
-import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { promisify } from 'node:util';
 import { createTestDatabase } from '../../../test/support/mariadb.ts';
 import { freePort, startNatsServer } from '../../../test/support/nats.ts';
 
@@ -43,6 +45,11 @@ async function main(): Promise<void> {
   const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'src', 'main.ts')], {
     env: {
       PATH: process.env.PATH ?? '',
+      // The flags the scheduler ships with (scripts/start.sh, its Dockerfile);
+      // BENCH_SCHEDULER_NODE_OPTIONS compares others ('' for Node's defaults).
+      NODE_OPTIONS:
+        process.env.BENCH_SCHEDULER_NODE_OPTIONS ??
+        '--max-semi-space-size=4 --max-old-space-size=512',
       PYTHON_SCHEDULER_AUTH_TOKEN: token,
       // Never called: no submission asks SeaTable for its limit.
       SEATABLE_SERVER_URL: 'http://127.0.0.1:9',
@@ -87,6 +94,7 @@ async function main(): Promise<void> {
       }),
     );
     const seconds = (performance.now() - started) / 1000;
+    const wrk = await wrkRun(url, body);
     const memory = await residentMegabytes(child.pid ?? 0);
     latencies.sort((left, right) => left - right);
     const at = (share: number) => latencies[Math.floor(share * (latencies.length - 1))] ?? 0;
@@ -96,6 +104,11 @@ async function main(): Promise<void> {
         '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
         `| ${submissions} | ${clients} | ${(submissions / seconds).toFixed(0)} | ${at(0.5).toFixed(1)} | ${at(0.95).toFixed(1)} | ${idle.now.toFixed(0)} | ${memory.peak.toFixed(0)} |`,
         '',
+        wrk
+          ? `wrk (C client, ${clients} connections, 10 s): ${wrk.perSecond.toFixed(0)} submissions/s, all 2xx: ${wrk.allOk}`
+          : 'wrk not installed (apt-get install wrk): only the Node client figure above',
+        `scheduler peak RSS over both phases: ${memory.peak.toFixed(0)} MB`,
+        '',
       ].join('\n'),
     );
   } finally {
@@ -104,6 +117,38 @@ async function main(): Promise<void> {
     await db.drop();
     await nats.stop();
   }
+}
+
+/** The same submissions from wrk, a client light enough not to take the scheduler's CPU. */
+async function wrkRun(
+  url: string,
+  body: string,
+): Promise<{ perSecond: number; allOk: boolean } | null> {
+  const run = promisify(execFile);
+  const found = await run('sh', ['-c', 'command -v wrk']).catch(() => null);
+  if (!found) return null;
+  const directory = await mkdtemp(join(tmpdir(), 'bench-wrk-'));
+  const script = join(directory, 'post.lua');
+  await writeFile(
+    script,
+    [
+      'wrk.method = "POST"',
+      `wrk.body = ${JSON.stringify(body)}`,
+      `wrk.headers["Authorization"] = "Token ${token}"`,
+      'wrk.headers["Content-Type"] = "application/json"',
+      '',
+    ].join('\n'),
+  );
+  const { stdout } = await run('wrk', [
+    '-t2',
+    `-c${clients}`,
+    '-d10s',
+    '-s',
+    script,
+    `${url}/run-script/`,
+  ]);
+  const perSecond = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? 0);
+  return { perSecond, allOk: !/Non-2xx/.test(stdout) };
 }
 
 await main();

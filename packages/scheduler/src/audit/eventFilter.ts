@@ -1,4 +1,5 @@
 import { canonicalUuid, type RunEventType, runEventSchema } from '@pipeline/events';
+import { endInstant, rangeBoundValue } from '../http/read/queryValues.ts';
 import type { EventFilter } from './eventReader.ts';
 
 /** The filter's fields as text, as a command line or a query string gives them. */
@@ -21,11 +22,16 @@ export const eventTypes: readonly RunEventType[] = runEventSchema.options.map(
   (option) => option.shape.type.value,
 );
 
-const isoInstant =
-  /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
-
-/** Checks every given field; the first bad one is the problem, named as the caller spells it. */
-export function parseEventFilter(input: EventFilterInput, names: FieldNames): ParsedFilter {
+/**
+ * Checks every given field; the first bad one is the problem, named as the caller spells it.
+ * Times without an offset are wall-clock times in `timeZone`, as on the read endpoints, and a
+ * plain date as the end includes that whole day.
+ */
+export function parseEventFilter(
+  input: EventFilterInput,
+  names: FieldNames,
+  timeZone = 'UTC',
+): ParsedFilter {
   const filter: EventFilter = {};
   if (input.runId !== undefined) {
     const runId = Number(input.runId);
@@ -53,15 +59,15 @@ export function parseEventFilter(input: EventFilterInput, names: FieldNames): Pa
   for (const field of ['since', 'until'] as const) {
     const text = input[field];
     if (text === undefined) continue;
-    const instant = isoInstant.test(text) ? utcInstant(text) : new Date(Number.NaN);
-    if (Number.isNaN(instant.getTime())) {
-      return bad(
-        names[field],
-        'must be an ISO 8601 date or time (UTC unless it has an offset)',
-        text,
-      );
+    const bound = rangeBoundValue(text, names[field], timeZone);
+    if (!bound.ok) {
+      return bad(names[field], 'must be an ISO 8601 date or time', text);
     }
-    filter[field] = instant;
+    // The reader's end is inclusive: a whole day ends a millisecond before the next one.
+    filter[field] =
+      field === 'until' && bound.value.dateOnly
+        ? new Date(endInstant(bound.value, text, timeZone).getTime() - 1)
+        : bound.value.instant;
   }
   if (input.type !== undefined) {
     if (!(eventTypes as readonly string[]).includes(input.type)) {
@@ -73,13 +79,6 @@ export function parseEventFilter(input: EventFilterInput, names: FieldNames): Pa
     return { ok: false, problem: `${names.since} must not be after ${names.until}` };
   }
   return { ok: true, filter };
-}
-
-/** A time without an offset is UTC (JavaScript would read it as local time). */
-function utcInstant(text: string): Date {
-  const normalized = text.replace(' ', 'T');
-  const zoned = !normalized.includes('T') || /(Z|[+-]\d{2}:?\d{2})$/.test(normalized);
-  return new Date(zoned ? normalized : `${normalized}Z`);
 }
 
 function bad(name: string, problem: string, value: string): ParsedFilter {

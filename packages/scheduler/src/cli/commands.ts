@@ -136,18 +136,22 @@ async function eventsCommand(argv: string[], io: CommandIo): Promise<number> {
     const value = values[option];
     if (typeof value === 'string') input[field] = value;
   }
-  const parsed = parseEventFilter(input, {
-    runId: '--run',
-    base: '--base',
-    owner: '--owner',
-    org: '--org',
-    since: '--since',
-    until: '--until',
-    type: '--type',
-  });
+  const config = operatorConfig(io.env);
+  const parsed = parseEventFilter(
+    input,
+    {
+      runId: '--run',
+      base: '--base',
+      owner: '--owner',
+      org: '--org',
+      since: '--since',
+      until: '--until',
+      type: '--type',
+    },
+    config.timeZone,
+  );
   if (!parsed.ok) throw new CommandError(parsed.problem);
 
-  const config = loadConfig(io.env);
   const log = await openLog(config);
   try {
     const reader = new EventReader(log.eventLog);
@@ -170,7 +174,7 @@ async function rebuildCommand(argv: string[], io: CommandIo): Promise<number> {
       '--swap needs --into <schema> (without --into the rebuild always swaps)',
     );
   }
-  const config = loadConfig(io.env);
+  const config = operatorConfig(io.env);
   const log = await openLog(config);
   const readModel = await openReadModel(config).catch(async (error: unknown) => {
     await log.close();
@@ -227,4 +231,16 @@ function summaryTable(before: TableSummary[], after: TableSummary[]): string {
     );
   }
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * The scheduler's configuration for an operator's command. The commands talk to NATS and
+ * MariaDB only, never to SeaTable, so the SeaTable settings may be left out.
+ */
+function operatorConfig(env: Record<string, string | undefined>) {
+  return loadConfig({
+    PYTHON_SCHEDULER_AUTH_TOKEN: 'unused-by-the-pipeline-command',
+    SEATABLE_SERVER_URL: 'http://127.0.0.1:9',
+    ...env,
+  });
 }

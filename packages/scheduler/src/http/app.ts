@@ -85,7 +85,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       fleet: deps.fleet,
       requestDeadlineMs: deps.requestDeadlineMs ?? 4000,
     });
-    await auditRoutes(authenticated, { eventLog: deps.eventLog });
+    await auditRoutes(authenticated, { eventLog: deps.eventLog, timeZone: deps.timeZone });
   });
 
   return app;

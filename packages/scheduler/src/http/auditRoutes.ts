@@ -17,6 +17,8 @@ export interface AuditRouteDeps {
    * @default 15000
    */
   auditDeadlineMs?: number;
+  /** `TIME_ZONE`: times without an offset, and whole days, are read in it. @default 'UTC' */
+  timeZone?: string;
 }
 
 const defaultLimit = 100;
@@ -64,7 +66,7 @@ export async function auditRoutes(app: FastifyInstance, deps: AuditRouteDeps): P
       if (Array.isArray(value)) throw new HttpError(400, { error: `${name} given more than once` });
       if (typeof value === 'string' && value !== '') input[field] = value;
     }
-    const parsed = parseEventFilter(input, queryNames);
+    const parsed = parseEventFilter(input, queryNames, deps.timeZone ?? 'UTC');
     if (!parsed.ok) throw new HttpError(400, { error: parsed.problem });
     const filter: EventFilter = parsed.filter;
     const events = await withinDeadline(deadlineMs, (signal) =>

@@ -103,25 +103,39 @@ export class RunProjection {
       opt_start_seq: checkpoint + 1,
     });
     const arrived: JsMsg[] = [];
+    // Back-pressure: the consumer delivers as fast as NATS can, the database is slower. Past
+    // a few batches in memory the consumer is closed; once they are applied, the projector
+    // follows again from the checkpoint, so a long log never sits in memory as a whole.
+    const flow = { paused: false };
+    const highWaterMark = this.batchSize * 4;
     const messages = await consumer.consume({
       max_messages: 256,
       callback: (message) => {
         arrived.push(message);
+        if (!flow.paused && arrived.length >= highWaterMark) {
+          flow.paused = true;
+          void this.messages?.close().catch(() => {});
+        }
         this.wake?.();
       },
     });
     this.messages = messages;
+    if (flow.paused) void messages.close().catch(() => {});
     const closed = messages.closed().then((reason) => reason ?? new Error('consumer closed'));
     this.logger.info({ fromSequence: checkpoint + 1 }, 'projection following the log');
     try {
-      await this.applyAsTheyArrive(arrived, closed);
+      await this.applyAsTheyArrive(arrived, closed, flow);
     } finally {
       this.messages = undefined;
       await messages.close().catch(() => {});
     }
   }
 
-  private async applyAsTheyArrive(arrived: JsMsg[], closed: Promise<Error>): Promise<void> {
+  private async applyAsTheyArrive(
+    arrived: JsMsg[],
+    closed: Promise<Error>,
+    flow: { paused: boolean },
+  ): Promise<void> {
     let caughtUpLogged = false;
     while (!this.stopped) {
       if (arrived.length === 0) {
@@ -131,7 +145,8 @@ export class RunProjection {
         const outcome = await Promise.race([woken, closed]);
         this.wake = undefined;
         if (outcome !== 'woken') {
-          if (this.stopped) return;
+          // Closed for back-pressure and drained: follow again from the checkpoint.
+          if (this.stopped || flow.paused) return;
           throw outcome;
         }
         continue;

@@ -226,6 +226,29 @@ describe('the log as the source of truth', () => {
     }
     await app.close();
   });
+
+  test('a plain end date includes that whole day in TIME_ZONE, as on the read endpoints', async () => {
+    const app = Fastify();
+    await auditRoutes(app, { eventLog: services.eventLog, timeZone: 'Europe/Berlin' });
+    const stored = await services.eventLog.jetStreamManager.streams.getMessage(
+      services.naming.stream,
+      { seq: runIds[5] ?? 0 },
+    );
+    const day = new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/Berlin' }).format(
+      stored?.time ?? new Date(),
+    );
+    const dayBefore = new Date(Date.parse(`${day}T12:00:00Z`) - 86_400_000)
+      .toISOString()
+      .slice(0, 10);
+
+    const sameDay = await app.inject({ url: `/admin/events/?start=${day}&end=${day}&limit=5` });
+    const before = await app.inject({ url: `/admin/events/?end=${dayBefore}&limit=5` });
+
+    assert.equal(sameDay.statusCode, 200);
+    assert.equal(sameDay.json().events.length, 5);
+    assert.equal(before.json().events.length, 0);
+    await app.close();
+  });
 });
 
 describe('a log written by an older version', () => {

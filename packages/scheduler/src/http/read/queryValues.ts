@@ -155,7 +155,8 @@ export function timeRangeValue(query: unknown, timeZone: string): Parsed<TimeRan
   });
 }
 
-function endInstant(bound: RangeBound, raw: string, timeZone: string): Date {
+/** Where a range ending at `bound` stops: a plain date includes its whole local day. */
+export function endInstant(bound: RangeBound, raw: string, timeZone: string): Date {
   if (!bound.dateOnly) return bound.instant;
   const [year, month, day] = raw.trim().split('-').map(Number);
   return instantOfWallClock(
