@@ -176,10 +176,44 @@ def script_environment(env: dict, run_directory: str) -> dict:
     os.mkdir(home, 0o700)
     environment["HOME"] = home
     environment["PYTHONDONTWRITEBYTECODE"] = "1"
-    # Unbuffered, with stderr on the same pipe: the output reads as in a terminal, prints
-    # and tracebacks in the order they happened.
-    environment["PYTHONUNBUFFERED"] = "1"
+    environment["PYTHONPATH"] = order_keeper(run_directory)
     return environment
+
+
+# stdout stays block-buffered (a flood of prints costs a few large writes, not a write per
+# line), and stderr shares its pipe. So that a traceback or a warning still comes after what
+# the script printed before it, every text write to stderr first flushes stdout: the output
+# reads as in a terminal.
+ORDER_KEEPER = """\
+import sys
+
+
+class _StderrAfterStdout:
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            sys.stdout.flush()
+        except Exception:
+            pass
+        return self._stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+sys.stderr = _StderrAfterStdout(sys.stderr)
+"""
+
+
+def order_keeper(run_directory: str) -> str:
+    """A directory holding the sitecustomize module that keeps stderr after stdout."""
+    directory = os.path.join(run_directory, "site")
+    os.mkdir(directory, 0o700)
+    with open(os.path.join(directory, "sitecustomize.py"), "w", encoding="utf-8") as module:
+        module.write(ORDER_KEEPER)
+    return directory
 
 
 def take_over() -> None:
@@ -195,9 +229,8 @@ def take_over() -> None:
         environment = script_environment(env, run_directory)
         os.dup2(stdin_fd, 0)
         os.close(stdin_fd)
-        # One stream for both: what the script writes to stderr and to stdout arrives in the
-        # order it was written (flushed), as in a terminal's `2>&1`. Docker copies two pipes
-        # separately and would otherwise reorder them.
+        # One stream for both, so Docker, which copies two pipes separately, cannot reorder
+        # them (see ORDER_KEEPER for the order within).
         os.dup2(1, 2)
         os.chdir(run_directory)
     except OSError as error:

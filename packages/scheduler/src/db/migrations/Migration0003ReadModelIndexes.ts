@@ -25,29 +25,16 @@ export class Migration0003ReadModelIndexes extends Migration {
   override name = 'Migration0003ReadModelIndexes';
 
   override async up(): Promise<void> {
-    this.addSql(
-      `UPDATE script_log SET dtable_uuid = ${dashed('dtable_uuid')} WHERE ${undashed('dtable_uuid')}`,
-    );
-    this.addSql(
-      `UPDATE script_log SET dtable_uuid = LOWER(dtable_uuid) WHERE ${notLowerCase('dtable_uuid')}`,
-    );
-    // TODO(#3): the merge below is two statements without a transaction (the migrator runs
-    // non-transactionally); a crash between them would count the merged days twice on re-run.
-    this.addSql(`INSERT INTO dtable_run_script_statistics
-        (dtable_uuid, run_date, total_run_count, total_run_time, update_at)
-      SELECT legacy.canonical, legacy.day, legacy.runs, legacy.run_time, legacy.updated
-      FROM (
-        SELECT ${dashed('dtable_uuid')} AS canonical, run_date AS day, total_run_count AS runs,
-          total_run_time AS run_time, update_at AS updated
-        FROM dtable_run_script_statistics WHERE ${undashed('dtable_uuid')}
-      ) AS legacy
-      ON DUPLICATE KEY UPDATE
-        total_run_count = total_run_count + VALUES(total_run_count),
-        total_run_time = total_run_time + VALUES(total_run_time)`);
-    this.addSql(`DELETE FROM dtable_run_script_statistics WHERE ${undashed('dtable_uuid')}`);
-    this.addSql(
-      `UPDATE dtable_run_script_statistics SET dtable_uuid = LOWER(dtable_uuid) WHERE ${notLowerCase('dtable_uuid')}`,
-    );
+    // The rows first, in one transaction: merging a base's daily statistics is an INSERT
+    // and a DELETE, and a crash between the two would count the merged days twice on the
+    // next start. Done here, before the index changes below, which MariaDB commits on
+    // their own.
+    const connection = this.getEntityManager().getConnection();
+    await connection.transactional(async (transaction) => {
+      for (const statement of canonicalBaseStatements()) {
+        await connection.execute(statement, [], 'run', transaction);
+      }
+    });
 
     this.addSql(
       'ALTER TABLE script_log ADD INDEX IF NOT EXISTS org_id_created_at_key (org_id, created_at)',
@@ -68,4 +55,25 @@ export class Migration0003ReadModelIndexes extends Migration {
       );
     }
   }
+}
+
+/** Rewrites every base id of the adopted rows to the canonical form, merging statistics days. */
+function canonicalBaseStatements(): string[] {
+  return [
+    `UPDATE script_log SET dtable_uuid = ${dashed('dtable_uuid')} WHERE ${undashed('dtable_uuid')}`,
+    `UPDATE script_log SET dtable_uuid = LOWER(dtable_uuid) WHERE ${notLowerCase('dtable_uuid')}`,
+    `INSERT INTO dtable_run_script_statistics
+        (dtable_uuid, run_date, total_run_count, total_run_time, update_at)
+      SELECT legacy.canonical, legacy.day, legacy.runs, legacy.run_time, legacy.updated
+      FROM (
+        SELECT ${dashed('dtable_uuid')} AS canonical, run_date AS day, total_run_count AS runs,
+          total_run_time AS run_time, update_at AS updated
+        FROM dtable_run_script_statistics WHERE ${undashed('dtable_uuid')}
+      ) AS legacy
+      ON DUPLICATE KEY UPDATE
+        total_run_count = total_run_count + VALUES(total_run_count),
+        total_run_time = total_run_time + VALUES(total_run_time)`,
+    `DELETE FROM dtable_run_script_statistics WHERE ${undashed('dtable_uuid')}`,
+    `UPDATE dtable_run_script_statistics SET dtable_uuid = LOWER(dtable_uuid) WHERE ${notLowerCase('dtable_uuid')}`,
+  ];
 }
