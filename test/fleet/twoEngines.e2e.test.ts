@@ -29,9 +29,13 @@ async function startSecondEngine(): Promise<void> {
   directory = await mkdtemp('/tmp/pl-twoengines-');
   for (const folder of ['data', 'exec']) await mkdir(join(directory, folder));
   secondSocket = join(directory, 'docker.sock');
+  // In a network namespace of its own: a dockerd started with --bridge=none removes the
+  // default bridge (docker0) it finds, which would cut the main engine's default network.
   dockerd = spawn(
-    'dockerd',
+    'unshare',
     [
+      '--net',
+      'dockerd',
       `--host=unix://${secondSocket}`,
       `--data-root=${join(directory, 'data')}`,
       `--exec-root=${join(directory, 'exec')}`,
