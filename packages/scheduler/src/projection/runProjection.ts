@@ -161,7 +161,7 @@ export class RunProjection {
     }
   }
 
-  // TODO(#5): 1,300 (live) to 5,000 (rebuild) events/s, one round trip per statement; the
+  // TODO(#5): 4,000-6,500 (backlog) to 7,400 (rebuild) events/s, one round trip per statement; the
   // 10,000 events/s target needs multi-row upserts per batch (bench/projection.bench.ts).
   private async applyBatch(batch: JsMsg[]): Promise<void> {
     const context = { timeZone: this.deps.timeZone, logger: this.logger };
