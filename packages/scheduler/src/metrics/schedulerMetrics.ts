@@ -1,4 +1,4 @@
-import type { RunEvent, RunFinished } from '@pipeline/events';
+import { finishedOutcome, type RunEvent } from '@pipeline/events';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** How a run ended, as the operator reads it; one label value each. */
@@ -167,16 +167,6 @@ export class SchedulerMetrics {
   async render(): Promise<{ contentType: string; text: string }> {
     return { contentType: this.registry.contentType, text: await this.registry.metrics() };
   }
-}
-
-/** Watchdog and cancel flags first: a lost or cancelled run is killed, so 137 means nothing. */
-export function finishedOutcome(event: RunFinished): RunOutcomeLabel {
-  const { data } = event;
-  if (data.lost) return 'lost';
-  if (data.cancelled) return 'cancelled';
-  if (data.timedOut) return 'timeout';
-  if (data.outOfMemory) return 'oom';
-  return data.success ? 'success' : 'failure';
 }
 
 function setOrReset(gauge: Gauge, value: number | null): void {

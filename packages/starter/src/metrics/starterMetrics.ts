@@ -1,8 +1,8 @@
-import type { RunFinished } from '@pipeline/events';
+import { type FinishedOutcome, finishedOutcome, type RunFinished } from '@pipeline/events';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** How a run ended on this starter; the same words as the scheduler's metrics. */
-export type StarterRunOutcome = 'success' | 'failure' | 'timeout' | 'oom' | 'cancelled' | 'lost';
+export type StarterRunOutcome = FinishedOutcome;
 
 /** The engine calls whose latency is measured. */
 export type TimedContainerOperation = 'create' | 'start';
@@ -96,14 +96,4 @@ export class StarterMetrics {
   async render(): Promise<{ contentType: string; text: string }> {
     return { contentType: this.registry.contentType, text: await this.registry.metrics() };
   }
-}
-
-/** Lost and cancelled first: such a run was killed, so its exit status says nothing. */
-export function finishedOutcome(event: RunFinished): StarterRunOutcome {
-  const { data } = event;
-  if (data.lost) return 'lost';
-  if (data.cancelled) return 'cancelled';
-  if (data.timedOut) return 'timeout';
-  if (data.outOfMemory) return 'oom';
-  return data.success ? 'success' : 'failure';
 }
