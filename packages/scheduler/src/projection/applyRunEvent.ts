@@ -9,15 +9,20 @@ import type {
 } from '@pipeline/events';
 import type { Logger } from 'pino';
 import { type Sql, toSqlDateTime } from '../db/sql.ts';
-import { addToMonthlyTotals } from '../http/read/monthlyTotals.ts';
 import { localDate } from '../http/runView.ts';
 import { isGroupOwner } from '../submission/parseSubmission.ts';
 import { insertRequestedRun } from './runRows.ts';
+import { StatisticsBatch } from './statisticsBatch.ts';
 
 export interface ProjectionContext {
   /** `TIME_ZONE`: statistics count a run on the day it finished there. */
   timeZone: string;
   logger: Logger;
+  /**
+   * Where statistics rows go when a batch of events is applied together; the caller flushes
+   * it in the same transaction. Without it each run's rows are written at once.
+   */
+  statistics?: StatisticsBatch;
 }
 
 /**
@@ -209,7 +214,7 @@ async function applyFinished(
   );
   // Only a run that really ran counts: not a dispatch failure, not a lost run.
   if (finished.startedAt !== null && !finished.lost) {
-    await countRun(sql, run, finished.startedAt, finished.finishedAt, context.timeZone);
+    await countRun(sql, run, finished.startedAt, finished.finishedAt, context);
   }
 }
 
@@ -261,42 +266,24 @@ async function countRun(
   run: OpenRun,
   startedAt: string,
   finishedAt: string,
-  timeZone: string,
+  context: ProjectionContext,
 ): Promise<void> {
   const finishedInstant = new Date(finishedAt);
   const seconds = Math.max(0, (finishedInstant.getTime() - new Date(startedAt).getTime()) / 1000);
-  const runDate = localDate(finishedInstant, timeZone);
+  const runDate = localDate(finishedInstant, context.timeZone);
+  const month = `${runDate.slice(0, 7)}-01`;
   const updateAt = toSqlDateTime(finishedInstant);
-  const add = `ON DUPLICATE KEY UPDATE total_run_count = total_run_count + 1,
-    total_run_time = total_run_time + VALUES(total_run_time), update_at = VALUES(update_at)`;
+  const statistics = context.statistics ?? new StatisticsBatch();
 
-  await sql.run(
-    `INSERT INTO dtable_run_script_statistics (dtable_uuid, run_date, total_run_count, total_run_time, update_at)
-     VALUES (?, ?, 1, ?, ?) ${add}`,
-    [run.dtable_uuid, runDate, seconds, updateAt],
-  );
+  statistics.add('dtableDaily', [run.dtable_uuid, runDate, 1, seconds, updateAt]);
+  statistics.add('dtableMonthly', [month, run.dtable_uuid, 1, seconds]);
   if (run.org_id !== null && run.org_id !== -1) {
-    await sql.run(
-      `INSERT INTO org_run_script_statistics (org_id, run_date, total_run_count, total_run_time, update_at)
-       VALUES (?, ?, 1, ?, ?) ${add}`,
-      [run.org_id, runDate, seconds, updateAt],
-    );
+    statistics.add('orgDaily', [run.org_id, runDate, 1, seconds, updateAt]);
+    statistics.add('orgMonthly', [month, run.org_id, 1, seconds]);
   }
-  const countsForUser = Boolean(run.owner) && !isGroupOwner(run.owner ?? '');
-  if (countsForUser) {
-    await sql.run(
-      `INSERT INTO user_run_script_statistics (username, org_id, run_date, total_run_count, total_run_time, update_at)
-       VALUES (?, ?, ?, 1, ?, ?) ${add}, org_id = VALUES(org_id)`,
-      [run.owner, run.org_id ?? -1, runDate, seconds, updateAt],
-    );
+  if (run.owner && !isGroupOwner(run.owner)) {
+    statistics.add('userDaily', [run.owner, run.org_id ?? -1, runDate, 1, seconds, updateAt]);
+    statistics.add('userMonthly', [month, run.owner, 1, seconds]);
   }
-  // The monthly totals the admin lists read, in the same transaction as the daily rows.
-  await addToMonthlyTotals(sql, {
-    runDate,
-    runCount: 1,
-    runTime: seconds,
-    dtableUuid: run.dtable_uuid,
-    ...(run.org_id !== null && run.org_id !== -1 ? { orgId: run.org_id } : {}),
-    ...(countsForUser && run.owner ? { username: run.owner } : {}),
-  });
+  if (!context.statistics) await statistics.flush(sql);
 }

@@ -1,11 +1,19 @@
 import type { MikroORM } from '@mikro-orm/mariadb';
 import { type ConsumerMessages, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
-import { decodeEvent, type RunEvent, runIdFromLifecycleSubject, subjects } from '@pipeline/events';
+import {
+  decodeEvent,
+  type RunEvent,
+  type RunRequested,
+  runIdFromLifecycleSubject,
+  subjects,
+} from '@pipeline/events';
 import type { Logger } from 'pino';
 import { inTransaction, sqlOf } from '../db/sql.ts';
 import type { RunEventLog } from '../messaging/eventLog.ts';
 import { applyRunEvent } from './applyRunEvent.ts';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
+import { insertRequestedRuns } from './runRows.ts';
+import { StatisticsBatch } from './statisticsBatch.ts';
 
 export interface RunProjectionDeps {
   orm: MikroORM;
@@ -161,27 +169,43 @@ export class RunProjection {
     }
   }
 
-  // TODO(#5): 4,000-6,500 (backlog) to 7,400 (rebuild) events/s, one round trip per statement; the
-  // 10,000 events/s target needs multi-row upserts per batch (bench/projection.bench.ts).
+  // TODO(#5): about 7,000-8,000 events/s (bench/projection.bench.ts), below the 10,000 target:
+  // claims, starts and ends still take a few statements each.
   private async applyBatch(batch: JsMsg[]): Promise<void> {
-    const context = { timeZone: this.deps.timeZone, logger: this.logger };
     const applied = await inTransaction(this.deps.orm, async (sql) => {
+      // A fresh batch per attempt: a retried transaction must not see rows of the failed one.
+      const statistics = new StatisticsBatch();
+      const context = { timeZone: this.deps.timeZone, logger: this.logger, statistics };
       const checkpoint = await readCheckpoint(sql, { lock: true });
       // The tables went back behind what this consumer already delivered: a rebuild swapped
       // them in, or a backup was restored. Start over from their checkpoint, or the events
       // in between would be skipped.
       if (checkpoint < this.deliveredThrough) throw new CheckpointMovedBackError(checkpoint);
       const events: RunEvent[] = [];
+      // Consecutive requests (a burst of submissions) go in one INSERT, written before any
+      // later event of the batch, which may be about one of them.
+      let requested: { runId: number; event: RunRequested }[] = [];
+      const writeRequested = async () => {
+        if (requested.length === 0) return;
+        await insertRequestedRuns(sql, requested);
+        requested = [];
+      };
       let last = checkpoint;
       for (const message of batch) {
         if (message.seq <= last) continue;
         const event = this.eventOf(message);
-        if (event) {
+        if (event?.type === 'RunRequested' && event.data.operator === null) {
+          requested.push({ runId: message.seq, event });
+          events.push(event);
+        } else if (event) {
+          await writeRequested();
           await applyRunEvent(sql, message.seq, event, context);
           events.push(event);
         }
         last = message.seq;
       }
+      await writeRequested();
+      await statistics.flush(sql);
       if (last > checkpoint) await writeCheckpoint(sql, last);
       return { last, events };
     });

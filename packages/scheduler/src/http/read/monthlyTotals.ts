@@ -1,4 +1,5 @@
 import type { Sql } from '../../db/sql.ts';
+import { StatisticsBatch } from '../../projection/statisticsBatch.ts';
 
 /**
  * What one finished run added to the daily statistics rows, to be added to the monthly
@@ -16,38 +17,19 @@ export interface CountedRun {
   username?: string;
 }
 
-const upsert = (table: string, column: string) =>
-  `INSERT INTO ${table} (month, ${column}, total_run_count, total_run_time) VALUES (?, ?, ?, ?)
-   ON DUPLICATE KEY UPDATE total_run_count = total_run_count + VALUES(total_run_count),
-     total_run_time = total_run_time + VALUES(total_run_time)`;
-
 /**
  * Keeps the `*_run_script_statistics_monthly` tables equal to the monthly sums of the daily
- * tables. The projector calls it in the transaction that adds a run to the daily rows,
- * with the same owners; retention calls it with negative amounts for the rows it deletes.
+ * tables. The projector adds its runs through the same statements (`StatisticsBatch`);
+ * retention calls this with negative amounts for the daily rows it deletes.
  */
 export async function addToMonthlyTotals(sql: Sql, counted: CountedRun): Promise<void> {
   const month = `${counted.runDate.slice(0, 7)}-01`;
   const amounts = [counted.runCount, counted.runTime];
-  if (counted.dtableUuid !== undefined) {
-    await sql.run(upsert('dtable_run_script_statistics_monthly', 'dtable_uuid'), [
-      month,
-      counted.dtableUuid,
-      ...amounts,
-    ]);
-  }
-  if (counted.orgId !== undefined) {
-    await sql.run(upsert('org_run_script_statistics_monthly', 'org_id'), [
-      month,
-      counted.orgId,
-      ...amounts,
-    ]);
-  }
-  if (counted.username !== undefined) {
-    await sql.run(upsert('user_run_script_statistics_monthly', 'username'), [
-      month,
-      counted.username,
-      ...amounts,
-    ]);
-  }
+  const rows = new StatisticsBatch();
+  if (counted.dtableUuid !== undefined)
+    rows.add('dtableMonthly', [month, counted.dtableUuid, ...amounts]);
+  if (counted.orgId !== undefined) rows.add('orgMonthly', [month, counted.orgId, ...amounts]);
+  if (counted.username !== undefined)
+    rows.add('userMonthly', [month, counted.username, ...amounts]);
+  await rows.flush(sql);
 }
