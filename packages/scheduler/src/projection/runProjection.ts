@@ -169,8 +169,8 @@ export class RunProjection {
     }
   }
 
-  // TODO(#5): about 7,000-8,000 events/s (bench/projection.bench.ts), below the 10,000 target:
-  // claims, starts and ends still take a few statements each.
+  // TODO(#5): 9,200 events/s on a short backlog, 6,100 over a million (bench/projection.bench.ts),
+  // below the 10,000 target: claims, starts and ends still take a few statements each.
   private async applyBatch(batch: JsMsg[]): Promise<void> {
     const applied = await inTransaction(this.deps.orm, async (sql) => {
       // A fresh batch per attempt: a retried transaction must not see rows of the failed one.
