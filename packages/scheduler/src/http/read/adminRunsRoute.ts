@@ -1,16 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import { type RunView, type ScriptLogRow, toRunView } from '../runView.ts';
 import {
-  baseUuidValue,
+  addBaseAndTimeRange,
   orgIdValue,
   type Parsed,
   positiveInteger,
   queryValue,
-  timeRangeValue,
 } from './queryValues.ts';
 import { pageWindow, type ReadContext, wholeNumber } from './readModel.ts';
 import { jsonBadRequest } from './replies.ts';
-import { sqlUtc } from './zonedTime.ts';
 
 export const maxRunsPerPage = 1000;
 
@@ -98,24 +96,8 @@ function runFilter(query: unknown, timeZone: string): Parsed<RunFilter> {
     params.push(orgId.value);
   }
 
-  const rawBaseUuid = queryValue(query, 'base_uuid');
-  if (rawBaseUuid !== undefined) {
-    const baseUuid = baseUuidValue(rawBaseUuid);
-    if (!baseUuid.ok) return baseUuid;
-    conditions.push('dtable_uuid = ?');
-    params.push(baseUuid.value);
-  }
-
-  const range = timeRangeValue(query, timeZone);
-  if (!range.ok) return range;
-  if (range.value.from) {
-    conditions.push('created_at >= ?');
-    params.push(sqlUtc(range.value.from));
-  }
-  if (range.value.until) {
-    conditions.push('created_at < ?');
-    params.push(sqlUtc(range.value.until));
-  }
+  const filtered = addBaseAndTimeRange(query, timeZone, 'created_at', conditions, params, true);
+  if (!filtered.ok) return filtered;
 
   const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
   return { ok: true, value: { where, params } };

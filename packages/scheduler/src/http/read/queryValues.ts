@@ -1,5 +1,5 @@
 import { canonicalUuid } from '@pipeline/events';
-import { instantOfWallClock, type WallClock } from './zonedTime.ts';
+import { instantOfWallClock, sqlUtc, type WallClock } from './zonedTime.ts';
 
 /**
  * Parsers for the read endpoints' query and path values. Each returns the value or the
@@ -163,4 +163,36 @@ export function endInstant(bound: RangeBound, raw: string, timeZone: string): Da
     { year: year ?? 1970, month: month ?? 1, day: (day ?? 1) + 1 },
     timeZone,
   );
+}
+
+/**
+ * Adds the optional `base_uuid` filter (when `acceptsBase`) and the `start`/`end` range on
+ * `timeColumn` to a WHERE clause under construction, or says which parameter is wrong.
+ */
+export function addBaseAndTimeRange(
+  query: unknown,
+  timeZone: string,
+  timeColumn: 'created_at' | 'finished_at',
+  conditions: string[],
+  params: unknown[],
+  acceptsBase: boolean,
+): Parsed<null> {
+  const rawBaseUuid = acceptsBase ? queryValue(query, 'base_uuid') : undefined;
+  if (rawBaseUuid !== undefined) {
+    const baseUuid = baseUuidValue(rawBaseUuid);
+    if (!baseUuid.ok) return baseUuid;
+    conditions.push('dtable_uuid = ?');
+    params.push(baseUuid.value);
+  }
+  const range = timeRangeValue(query, timeZone);
+  if (!range.ok) return range;
+  if (range.value.from) {
+    conditions.push(`${timeColumn} >= ?`);
+    params.push(sqlUtc(range.value.from));
+  }
+  if (range.value.until) {
+    conditions.push(`${timeColumn} < ?`);
+    params.push(sqlUtc(range.value.until));
+  }
+  return accept(null);
 }

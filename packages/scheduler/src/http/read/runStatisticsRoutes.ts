@@ -1,16 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import {
-  baseUuidValue,
+  addBaseAndTimeRange,
   orgIdValue,
   type Parsed,
   positiveInteger,
   queryValue,
-  timeRangeValue,
 } from './queryValues.ts';
 import { pageWindow, type ReadContext, wholeNumber } from './readModel.ts';
 import { jsonBadRequest } from './replies.ts';
 import { localDayExpression, utcOfSql } from './runDay.ts';
-import { sqlUtc } from './zonedTime.ts';
 
 export const maxRunStatisticsPerPage = 1000;
 
@@ -114,24 +112,15 @@ function runStatisticsRequest(
   const conditions = ['org_id = ?', 'finished_at IS NOT NULL'];
   const params: unknown[] = [orgId.value];
 
-  const rawBaseUuid = acceptsBase ? queryValue(query, 'base_uuid') : undefined;
-  if (rawBaseUuid !== undefined) {
-    const baseUuid = baseUuidValue(rawBaseUuid);
-    if (!baseUuid.ok) return baseUuid;
-    conditions.push('dtable_uuid = ?');
-    params.push(baseUuid.value);
-  }
-
-  const range = timeRangeValue(query, timeZone);
-  if (!range.ok) return range;
-  if (range.value.from) {
-    conditions.push('finished_at >= ?');
-    params.push(sqlUtc(range.value.from));
-  }
-  if (range.value.until) {
-    conditions.push('finished_at < ?');
-    params.push(sqlUtc(range.value.until));
-  }
+  const filtered = addBaseAndTimeRange(
+    query,
+    timeZone,
+    'finished_at',
+    conditions,
+    params,
+    acceptsBase,
+  );
+  if (!filtered.ok) return filtered;
 
   const page = positiveInteger(queryValue(query, 'page'), 'page', 1);
   if (!page.ok) return page;
