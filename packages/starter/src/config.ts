@@ -2,6 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { type Naming, namingFor } from '@pipeline/events';
 import { loadSandboxProfile, type SandboxProfile } from '@pipeline/runner';
+import {
+  type DockerConnection,
+  describeDockerConnection,
+  dockerConnection,
+} from './dockerConnection.ts';
+
+export type { DockerConnection } from './dockerConnection.ts';
 
 /**
  * The starter's settings, read from the environment once in `main.ts`. Where the original
@@ -48,10 +55,6 @@ export interface NatsConfig {
   password?: string;
   token?: string;
 }
-
-export type DockerConnection =
-  | { kind: 'socket'; socketPath: string }
-  | { kind: 'tcp'; host: string; port: number; protocol: 'http' | 'https' };
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof logLevels)[number];
@@ -201,32 +204,6 @@ function timeZone(read: Read, problems: string[]): string | null {
   }
 }
 
-function dockerConnection(read: Read, problems: string[]): DockerConnection {
-  const socket = read('DOCKER_SOCKET');
-  const host = read('DOCKER_HOST');
-  if (socket !== undefined && host !== undefined) {
-    problems.push('DOCKER_SOCKET: set either DOCKER_SOCKET or DOCKER_HOST, not both');
-  }
-  if (host === undefined) {
-    return { kind: 'socket', socketPath: socket ?? starterDefaults.dockerSocket };
-  }
-  const unix = /^unix:\/\/(\/.+)$/.exec(host);
-  if (unix?.[1]) return { kind: 'socket', socketPath: unix[1] };
-  const tcp = /^(tcp|http|https):\/\/([^\s:/]+):(\d+)\/?$/.exec(host);
-  if (tcp?.[2] && tcp[3]) {
-    return {
-      kind: 'tcp',
-      host: tcp[2],
-      port: Number(tcp[3]),
-      protocol: tcp[1] === 'https' ? 'https' : 'http',
-    };
-  }
-  problems.push(
-    `DOCKER_HOST: must be unix:///path/to/docker.sock or tcp://host:port, got ${JSON.stringify(host)}`,
-  );
-  return { kind: 'socket', socketPath: starterDefaults.dockerSocket };
-}
-
 function starterId(read: Read, problems: string[]): string {
   const configured = read('STARTER_ID');
   if (configured === undefined) {
@@ -297,7 +274,7 @@ export function describeConfig(config: StarterConfig): Record<string, unknown> {
     outputLimit: config.outputLimit,
     alternativeFileServerRoot: config.alternativeFileServerRoot,
     timeZone: config.timeZone,
-    docker: config.docker,
+    docker: describeDockerConnection(config.docker),
     starterId: config.starterId,
     stopGraceSeconds: config.stopGraceSeconds,
     image: config.sandbox.image,

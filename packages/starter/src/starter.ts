@@ -9,12 +9,13 @@ import {
   runnerNetworkCreateOptions,
   STARTER_ID_LABEL,
 } from '@pipeline/runner';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import packageJson from '../package.json' with { type: 'json' };
-import { type DockerConnection, describeConfig, type StarterConfig } from './config.ts';
+import { describeConfig, type StarterConfig } from './config.ts';
 import { createStreamIfMissing, RunRequestConsumer } from './consuming/runRequestConsumer.ts';
 import { RunSlots } from './consuming/runSlots.ts';
+import { dockerClient, engineEndpoint } from './dockerConnection.ts';
 import { RunExecution } from './execution/runExecution.ts';
 import { Heartbeat } from './fleet/heartbeat.ts';
 import { MeasuredPublisher } from './metrics/measuredPublisher.ts';
@@ -25,7 +26,6 @@ import { RunEventPublisher } from './publishing/runEventPublisher.ts';
 import { delay, retryDelayMs } from './retry.ts';
 import { DockerSandbox } from './sandbox/dockerSandbox.ts';
 import { removeDepartedStartersContainers, removeOrphans } from './sandbox/orphanSweep.ts';
-import type { EngineEndpoint } from './sandbox/outputAttach.ts';
 
 export interface RunningStarter {
   readonly starterId: string;
@@ -216,22 +216,6 @@ const LOG_LABEL = 'org.seatable.pipeline.log';
 
 /** Docker's own networks, which exist on every engine and cannot be created. */
 const builtInNetworks = new Set(['bridge', 'host', 'none', 'default']);
-
-// TODO(#4): a TLS engine (https DOCKER_HOST) gets no client certificates (DOCKER_CERT_PATH is
-// not read), and its output is read through dockerode's stream, without the flat-memory reader.
-function dockerClient(connection: DockerConnection): Docker {
-  if (connection.kind === 'socket') return new Docker({ socketPath: connection.socketPath });
-  return new Docker({
-    host: connection.host,
-    port: connection.port,
-    protocol: connection.protocol,
-  });
-}
-
-function engineEndpoint(connection: DockerConnection): EngineEndpoint | null {
-  if (connection.kind === 'socket') return { path: connection.socketPath };
-  return connection.protocol === 'http' ? { host: connection.host, port: connection.port } : null;
-}
 
 async function connectNats(config: StarterConfig): Promise<NatsConnection> {
   return await connect({
