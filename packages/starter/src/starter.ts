@@ -76,6 +76,7 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
       timeZone: config.timeZone,
       alternativeFileServerRoot: config.alternativeFileServerRoot,
       sandbox: config.sandbox,
+      onOutputDropped: (bytes) => metrics.countDroppedOutput(bytes),
     },
   );
 

@@ -119,6 +119,25 @@ describe('OutputCollector', () => {
     assert.equal(collector.truncated, true);
   });
 
+  test('counts every output byte it did not keep, frame headers aside', () => {
+    // 30 + 10 + 4 payload bytes, 10 kept: the read that crosses the limit counts too.
+    const stream = concat(frame(1, 'Z'.repeat(30)), frame(2, 'late error'), frame(1, 'more'));
+    for (const size of [1, 7, 64, stream.length]) {
+      assert.equal(collect(stream, size, 10).droppedBytes, 34, `reads of ${size} bytes`);
+    }
+  });
+
+  test('counts dropped bytes of multi-byte characters, one cut by the limit read', () => {
+    // 'é' is 2 bytes, '😀' 4: the 5 kept characters are 12 of the 4 × 2 + 6 × 4 = 32.
+    const collector = collect(frame(1, `${'é'.repeat(4)}${'😀'.repeat(6)}`), 3, 5);
+    assert.equal(collector.text(), `${'é'.repeat(4)}😀`);
+    assert.equal(collector.droppedBytes, 32 - 12);
+  });
+
+  test('drops nothing from an output within the limit', () => {
+    assert.equal(collect(frame(1, 'é'.repeat(600)), 100, 600).droppedBytes, 0);
+  });
+
   test('gives an empty string for a script that printed nothing', () => {
     const collector = new OutputCollector(100);
     collector.end();

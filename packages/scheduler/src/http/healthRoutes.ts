@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Readiness } from '../metrics/readiness.ts';
 import type { SchedulerMetrics, ScrapeSample } from '../metrics/schedulerMetrics.ts';
+import { countSubmissionRefusals } from '../metrics/submissionRefusals.ts';
 import { isAuthorized } from './auth.ts';
 import { httpTexts } from './httpErrors.ts';
 
@@ -38,6 +39,7 @@ export async function healthRoutes(app: FastifyInstance, deps: HealthRouteDeps):
       reply.elapsedTime / 1000,
     );
   });
+  countSubmissionRefusals(app, observability.metrics);
 
   await app.register(async (authenticated) => {
     authenticated.addHook('onRequest', async (request, reply) => {

@@ -8,12 +8,9 @@ import {
 import type { SchedulerMetrics } from './schedulerMetrics.ts';
 
 /**
- * Admission that counts what it decided: accepted (new or a resend) and refused over the
- * quota, or refused because MariaDB or the log did not answer. Requests refused before
- * admission (no token, a malformed body) show in the HTTP metric as 4xx of the route.
- *
- * TODO(#8): those early refusals are not in `pipeline_scheduler_submissions_total` by
- * reason; counting them needs the route to say why it refused (runRoutes is not ours).
+ * Admission that counts the submissions it accepted: new runs and resends answered with
+ * the first run's id. Refusals, its own (over the quota, an outage) and those of the steps
+ * before it, are counted from the answer by `countSubmissionRefusals`, once each.
  */
 export class MeasuredRunAdmission extends RunAdmission {
   private readonly metrics: SchedulerMetrics;
@@ -27,16 +24,8 @@ export class MeasuredRunAdmission extends RunAdmission {
     submission: Submission,
     options: AdmissionOptions = {},
   ): Promise<AdmissionResult> {
-    let result: AdmissionResult;
-    try {
-      result = await super.admit(submission, options);
-    } catch (error) {
-      this.metrics.countSubmission({ outcome: 'refused', reason: 'unavailable' });
-      throw error;
-    }
-    if (result.outcome === 'refused') {
-      this.metrics.countSubmission({ outcome: 'refused', reason: 'quota_exceeded' });
-    } else {
+    const result = await super.admit(submission, options);
+    if (result.outcome === 'accepted') {
       this.metrics.countSubmission({
         outcome: 'accepted',
         reason: result.duplicate ? 'duplicate' : 'new',

@@ -13,10 +13,24 @@ export const runOutcomes = [
 ] as const;
 export type RunOutcomeLabel = (typeof runOutcomes)[number];
 
-/** What became of a submission that reached admission. */
+/**
+ * Why `POST /run-script/` was refused: no valid token, a body over the limit, a body that
+ * is not a submission, the owner's monthly quota, MariaDB or the log not answering, a fault.
+ */
+export const refusalReasons = [
+  'unauthorized',
+  'body_too_large',
+  'bad_request',
+  'quota_exceeded',
+  'unavailable',
+  'internal_error',
+] as const;
+export type RefusalReason = (typeof refusalReasons)[number];
+
+/** What became of a submission: accepted (a new run or a resend) or refused, and why. */
 export type SubmissionOutcome =
   | { outcome: 'accepted'; reason: 'new' | 'duplicate' }
-  | { outcome: 'refused'; reason: 'quota_exceeded' | 'unavailable' };
+  | { outcome: 'refused'; reason: RefusalReason };
 
 /** Values sampled from NATS, MariaDB and the fleet bucket when Prometheus scrapes. */
 export interface ScrapeSample {
@@ -61,7 +75,7 @@ export class SchedulerMetrics {
     });
     this.submissions = new Counter({
       name: 'pipeline_scheduler_submissions_total',
-      help: 'Submissions that reached admission: accepted (new or duplicate) or refused (why)',
+      help: 'Submissions (POST /run-script/): accepted (new or duplicate) or refused, by reason',
       labelNames: ['outcome', 'reason'],
       registers,
     });

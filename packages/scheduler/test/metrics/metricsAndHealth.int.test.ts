@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { MikroORM } from '@mikro-orm/mariadb';
 import { Kvm } from '@nats-io/kv';
-import { bucketNames, encodeJson, ensureStarterConsumer } from '@pipeline/events';
+import { bucketNames, encodeJson, ensureStarterConsumer, outputTexts } from '@pipeline/events';
 import type { FastifyInstance } from 'fastify';
 import { migrateDatabase, openDatabase } from '../../src/db/orm.ts';
 import { FleetView, heartbeatStaleMs } from '../../src/fleet/fleetView.ts';
@@ -70,15 +70,16 @@ before(async () => {
   proxy = await startTcpProxy(services.db.host, services.db.port);
   proxiedOrm = await openDatabase({ ...services.db, host: '127.0.0.1', port: proxy.port });
   await migrateDatabase(proxiedOrm);
+  const proxiedMetrics = new SchedulerMetrics({ processMetrics: false });
   appBehindProxy = await buildApp({
     authToken: token,
     timeZone,
     maxBodyBytes: 1_000_000,
     logger: services.logger,
     orm: proxiedOrm,
-    admission: admissionFor(new SchedulerMetrics({ processMetrics: false })),
+    admission: admissionFor(proxiedMetrics, proxiedOrm),
     observability: {
-      metrics: new SchedulerMetrics({ processMetrics: false }),
+      metrics: proxiedMetrics,
       sample: () => sampler.sample(),
       readiness: () =>
         checkReadiness({
@@ -100,10 +101,10 @@ after(async () => {
   await services?.close();
 });
 
-function admissionFor(metrics: SchedulerMetrics): MeasuredRunAdmission {
+function admissionFor(metrics: SchedulerMetrics, orm = services.orm): MeasuredRunAdmission {
   return new MeasuredRunAdmission(
     {
-      orm: services.orm,
+      orm,
       eventLog: services.eventLog,
       seatable: new SeaTableClient({ serverUrl: services.standin.url, authToken: token }),
       timeZone,
@@ -113,8 +114,8 @@ function admissionFor(metrics: SchedulerMetrics): MeasuredRunAdmission {
   );
 }
 
-async function scrape(): Promise<string> {
-  const response = await app.inject({
+async function scrape(target: FastifyInstance = app): Promise<string> {
+  const response = await target.inject({
     method: 'GET',
     url: '/metrics',
     headers: { authorization: `Bearer ${token}` },
@@ -274,6 +275,67 @@ describe('metrics', () => {
     assert.equal(metricValue(text, 'pipeline_scheduler_fleet_starters'), 2);
     assert.equal(metricValue(text, 'pipeline_scheduler_fleet_slots', { state: 'busy' }), 3);
     assert.equal(metricValue(text, 'pipeline_scheduler_fleet_slots', { state: 'free' }), 3);
+  });
+});
+
+describe('refused submissions', () => {
+  function submit(target: FastifyInstance, payload: string, authorization = `Token ${token}`) {
+    return target.inject({
+      method: 'POST',
+      url: '/run-script/',
+      headers: { authorization, 'content-type': 'application/json' },
+      payload,
+    });
+  }
+
+  function refused(text: string, reason: string): number {
+    return (
+      metricValue(text, 'pipeline_scheduler_submissions_total', {
+        outcome: 'refused',
+        reason,
+      }) ?? 0
+    );
+  }
+
+  test('counts each refusal once, by why it was refused', async () => {
+    const before = await scrape();
+    const owner = 'refusals@example.invalid';
+    const valid = JSON.stringify(standardSubmission({ owner, scripts_running_limit: 1 }));
+
+    assert.equal((await submit(app, valid, '')).statusCode, 403);
+    assert.equal((await submit(app, valid, 'Token not-the-token')).statusCode, 403);
+    assert.equal((await submit(app, '{"dtable_uuid": ')).statusCode, 400);
+    assert.equal((await submit(app, JSON.stringify({ script_name: 'a.py' }))).statusCode, 400);
+    const tooLarge = JSON.stringify(standardSubmission({ context_data: 'x'.repeat(1_000_001) }));
+    assert.equal((await submit(app, tooLarge)).statusCode, 413);
+    assert.equal((await submit(app, valid)).statusCode, 200);
+    const overQuota = await submit(app, valid);
+    assert.equal(overQuota.statusCode, 400);
+    assert.equal(overQuota.body, outputTexts.quotaExceeded);
+
+    const after = await scrape();
+    assert.equal(refused(after, 'unauthorized') - refused(before, 'unauthorized'), 2);
+    assert.equal(refused(after, 'bad_request') - refused(before, 'bad_request'), 2);
+    assert.equal(refused(after, 'body_too_large') - refused(before, 'body_too_large'), 1);
+    assert.equal(refused(after, 'quota_exceeded') - refused(before, 'quota_exceeded'), 1);
+    assert.equal(refused(after, 'unavailable') - refused(before, 'unavailable'), 0);
+  });
+
+  test('counts a submission refused while the database cannot be reached as unavailable', async () => {
+    const before = await scrape(appBehindProxy);
+    const valid = JSON.stringify(
+      standardSubmission({ owner: 'outage@example.invalid', scripts_running_limit: 10 }),
+    );
+    await proxy.cut();
+    try {
+      const response = await submit(appBehindProxy, valid);
+      assert.equal(response.statusCode, 503, response.body);
+    } finally {
+      await proxy.restore();
+    }
+    const after = await scrape(appBehindProxy);
+    assert.equal(refused(after, 'unavailable') - refused(before, 'unavailable'), 1);
+    assert.equal(refused(after, 'bad_request') - refused(before, 'bad_request'), 0);
   });
 });
 

@@ -36,6 +36,8 @@ export interface RunExecutionSettings {
   timeZone: string | null;
   alternativeFileServerRoot: string | null;
   sandbox: SandboxProfile;
+  /** Told once per run how many bytes of output were read and dropped past the limit. */
+  onOutputDropped?: (bytes: number) => void;
 }
 
 /** How long to wait for the output stream to end once the container stopped. */
@@ -177,6 +179,7 @@ export class RunExecution {
       for (const stream of streams) stream.destroy();
       await this.removeContainer(container, log);
     }
+    if (collector.droppedBytes > 0) this.settings.onOutputDropped?.(collector.droppedBytes);
 
     // The log must hold RunStarted before RunFinished; a failure to publish it was retried.
     if (started) await started;
@@ -189,6 +192,7 @@ export class RunExecution {
         timedOut: finished.timedOut,
         outOfMemory: finished.outOfMemory,
         outputTruncated: finished.outputTruncated,
+        outputDroppedBytes: collector.droppedBytes,
         cancelled: finished.cancelled,
       },
       'run finished',

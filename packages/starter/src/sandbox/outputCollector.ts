@@ -12,7 +12,8 @@ import { TextDecoder } from 'node:util';
  *
  * At most `limit` characters are kept, counted in code points as Python's len() counts them
  * (the original's PYTHON_RUNNER_OUTPUT_LIMIT). Past the limit the bytes are parsed and
- * dropped without decoding, so an endless printer costs no memory (BC-03).
+ * dropped without decoding, so an endless printer costs no memory (BC-03). It counts the
+ * bytes it dropped: the frames' payload bytes minus the UTF-8 size of what it kept.
  */
 export class OutputCollector {
   private readonly limit: number;
@@ -23,6 +24,8 @@ export class OutputCollector {
   private frameStream = 0;
   private frameRemaining = 0;
   private kept = 0;
+  private payloadBytes = 0;
+  private keptBytes = 0;
   private full = false;
   private dropped = false;
   private ended = false;
@@ -48,6 +51,7 @@ export class OutputCollector {
         continue;
       }
       const take = Math.min(this.frameRemaining, end - offset);
+      this.payloadBytes += take;
       if (this.full) this.dropped = true;
       else this.payload(chunk.subarray(offset, offset + take));
       this.frameRemaining -= take;
@@ -66,6 +70,15 @@ export class OutputCollector {
   /** Whether the script printed more than the limit; what was kept is the first `limit` characters. */
   get truncated(): boolean {
     return this.dropped;
+  }
+
+  /**
+   * Output bytes read and not kept: the payload of every frame (not the frame headers)
+   * minus the UTF-8 size of the kept text. Exact for output that is valid UTF-8, which is
+   * what Python prints; a byte that is not UTF-8 is kept as U+FFFD, which counts as three.
+   */
+  get droppedBytes(): number {
+    return Math.max(0, this.payloadBytes - this.keptBytes);
   }
 
   /** Characters kept so far. */
@@ -124,10 +137,13 @@ export class OutputCollector {
     if (count <= room) {
       this.pieces.push(text);
       this.kept += count;
+      this.keptBytes += Buffer.byteLength(text, 'utf8');
       if (this.kept === this.limit) this.full = true;
       return;
     }
-    this.pieces.push(text.slice(0, codePointOffset(text, room)));
+    const keptText = text.slice(0, codePointOffset(text, room));
+    this.pieces.push(keptText);
+    this.keptBytes += Buffer.byteLength(keptText, 'utf8');
     this.kept = this.limit;
     this.full = true;
     this.dropped = true;

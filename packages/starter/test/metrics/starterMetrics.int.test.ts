@@ -67,28 +67,34 @@ describe('starter metrics with the real engine', () => {
     assert.equal(failed.finished.data.returnCode, 3);
     const flood = await harness.run({ script: 'print("x" * 500_000)' });
     assert.equal(flood.finished.data.outputTruncated, true);
+    const accents = await harness.run({ script: 'print("é" * 3000)' });
+    assert.equal(accents.finished.data.outputTruncated, true);
 
     const text = await scrape();
     assert.equal(sample(text, 'pipeline_starter_slots_total'), 3);
     assert.equal(sample(text, 'pipeline_starter_slots_busy'), 0);
-    assert.equal(sample(text, 'pipeline_starter_runs_started_total'), 3);
-    assert.equal(sample(text, 'pipeline_starter_runs_finished_total{outcome="success"}'), 2);
+    assert.equal(sample(text, 'pipeline_starter_runs_started_total'), 4);
+    assert.equal(sample(text, 'pipeline_starter_runs_finished_total{outcome="success"}'), 3);
     assert.equal(sample(text, 'pipeline_starter_runs_finished_total{outcome="failure"}'), 1);
     assert.equal(
       sample(
         text,
         'pipeline_starter_container_operation_duration_seconds_count{operation="create"}',
       ),
-      3,
+      4,
     );
     assert.equal(
       sample(
         text,
         'pipeline_starter_container_operation_duration_seconds_count{operation="start"}',
       ),
-      3,
+      4,
     );
-    const dropped = sample(text, 'pipeline_starter_output_bytes_dropped_total') ?? 0;
-    assert.ok(dropped > 200_000, `dropped ${dropped} bytes`);
+    // The limit keeps 1000 characters of each: 500,001 - 1000 bytes of the first (the line
+    // feed included), 6001 - 2000 of the second ('é' is two bytes in UTF-8).
+    assert.equal(
+      sample(text, 'pipeline_starter_output_bytes_dropped_total'),
+      500_001 - 1000 + (6001 - 2000),
+    );
   });
 });
