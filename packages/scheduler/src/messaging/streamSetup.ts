@@ -2,14 +2,23 @@ import type { MikroORM } from '@mikro-orm/mariadb';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import {
   defaultStreamOptions,
+  encodeEvent,
   ensureStream,
   isNotFound,
+  messageIdFor,
   type Naming,
+  type RunFinished,
   type StreamOptions,
   streamConfig,
+  subjects,
 } from '@pipeline/events';
 import type { Logger } from 'pino';
-import { sqlOf } from '../db/sql.ts';
+import { fromSqlDateTime, sqlOf } from '../db/sql.ts';
+import { isWrongLastSequence } from './eventLog.ts';
+
+/** The output of a run whose events went with a lost log: it will never run or report. */
+export const logLostOutput =
+  'The run was lost: the event log was lost before the run finished. Submit it again.';
 
 /** A start-up problem that waiting will not fix; the process stops with its message. */
 export class StartupError extends Error {
@@ -45,13 +54,12 @@ export async function ensureEventLog(
       await createAbove(manager, naming, options, highestRunId + 1);
       logger.info(
         { stream: naming.stream, firstSequence: highestRunId + 1 },
-        'event log created above the adopted run ids',
+        'event log created above the existing run ids',
       );
+      await endRunsOfLostLog(manager, naming, orm, highestRunId, logger);
       return;
     }
   }
-  // TODO(#6): a log lost with its data (BC-16 variant 5) comes back empty: runs still
-  // pending in MariaDB are not requested again, so they stay pending until retention.
   const outcome = await ensureStream(manager, naming, options);
   logger.info({ stream: naming.stream, outcome }, 'event log ready');
 }
@@ -97,4 +105,86 @@ async function highestExistingRunId(orm: MikroORM): Promise<number> {
        COALESCE((SELECT MAX(stream_sequence) FROM pipeline_checkpoint), 0)) AS highest`,
   );
   return Number(row?.highest ?? 0);
+}
+
+interface OpenRunRow {
+  id: number;
+  started_at: string | null;
+}
+
+/**
+ * A log that is gone while the read model has projected from it (a checkpoint above 0; BC-16
+ * variant 5: memory storage, or a stream deleted) took the requests of the runs that had not
+ * finished: no starter will ever be handed them, and their ids cannot be requested again
+ * (an id is the request's sequence, and the new log starts above them). Each such run ends
+ * now with a `RunFinished {lost: true}` that says so, so none stays pending for ever; the
+ * publish is the run's first event in the new log and carries the usual message id, so two
+ * schedulers doing this at once end each run once. An adopted original's database has no
+ * checkpoint: its rows are left as they are. Runs above `highestRunId` are in the new log.
+ */
+async function endRunsOfLostLog(
+  manager: JetStreamManager,
+  naming: Naming,
+  orm: MikroORM,
+  highestRunId: number,
+  logger: Logger,
+): Promise<void> {
+  const sql = sqlOf(orm);
+  const [checkpoint] = await sql.all<{ highest: number | string | null }>(
+    'SELECT MAX(stream_sequence) AS highest FROM pipeline_checkpoint',
+  );
+  if (Number(checkpoint?.highest ?? 0) === 0) return;
+  const openRuns = await sql.all<OpenRunRow>(
+    `SELECT id, CAST(started_at AS CHAR) AS started_at FROM script_log
+     WHERE state IN ('pending', 'running') AND id <= ? ORDER BY id`,
+    [highestRunId],
+  );
+  if (openRuns.length === 0) return;
+
+  const client = manager.jetstream();
+  let ended = 0;
+  for (const run of openRuns) {
+    const event = lostWithTheLog(Number(run.id), fromSqlDateTime(run.started_at), new Date());
+    try {
+      const ack = await client.publish(
+        subjects.lifecycle(naming, event.runId),
+        encodeEvent(event),
+        {
+          msgID: messageIdFor(event.runId, event.type),
+          expect: { lastSubjectSequence: 0 },
+        },
+      );
+      if (!ack.duplicate) ended += 1;
+    } catch (error) {
+      if (!isWrongLastSequence(error)) throw error;
+    }
+  }
+  logger.warn(
+    { stream: naming.stream, runs: openRuns.length, ended },
+    'runs of the lost event log ended as lost',
+  );
+}
+
+function lostWithTheLog(runId: number, startedAt: Date | null, now: Date): RunFinished {
+  return {
+    type: 'RunFinished',
+    schemaVersion: 1,
+    occurredAt: now.toISOString(),
+    runId,
+    data: {
+      success: false,
+      returnCode: -1,
+      output: logLostOutput,
+      outputChunks: 0,
+      outputTruncated: false,
+      startedAt: startedAt?.toISOString() ?? null,
+      finishedAt: now.toISOString(),
+      durationMs: startedAt ? Math.max(0, now.getTime() - startedAt.getTime()) : 0,
+      timedOut: false,
+      outOfMemory: false,
+      cancelled: false,
+      lost: true,
+      starterId: null,
+    },
+  };
 }

@@ -1,10 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { MikroORM } from '@mikro-orm/mariadb';
-import { outputTexts, type RunRequested } from '@pipeline/events';
+import { encodeEvent, outputTexts, type RunRequested, subjects } from '@pipeline/events';
 import type { Logger } from 'pino';
 import { inTransaction, type Sql } from '../db/sql.ts';
 import { localDate } from '../http/runView.ts';
-import type { RunEventLog } from '../messaging/eventLog.ts';
+import {
+  EventLogUnavailableError,
+  isWrongLastSequence,
+  type RunEventLog,
+} from '../messaging/eventLog.ts';
 import { insertRequestedRun } from '../projection/runRows.ts';
 import type { SeaTableClient } from '../seatable/seatableClient.ts';
 import { isGroupOwner, type Submission } from './parseSubmission.ts';
@@ -12,6 +16,12 @@ import { PendingRowWriter } from './pendingRows.ts';
 
 /** How long an accepted submission waits for its pending row before it answers anyway. */
 const pendingRowWaitMs = 1500;
+
+/**
+ * A last-sequence expectation no stream reaches: a publish carrying it is stored by no
+ * server, so it can only come back as a duplicate of an earlier message with its id.
+ */
+const unreachableSequence = Number.MAX_SAFE_INTEGER;
 
 export interface RunAdmissionDeps {
   orm: MikroORM;
@@ -60,7 +70,7 @@ export class RunAdmission {
       ? `req-${options.idempotencyKey}`
       : `req-${randomUUID()}`;
     if (limit === null) return await this.appendUnlimited(event, messageId, options.signal);
-    return await this.appendWithinLimit(submission, limit, event, messageId, options.signal);
+    return await this.appendWithinLimit(submission, limit, event, messageId, options);
   }
 
   /** Null when the owner is not limited; `refused` when SeaTable cannot say what the limit is. */
@@ -127,17 +137,18 @@ export class RunAdmission {
     limit: number,
     event: RunRequested,
     messageId: string,
-    signal?: AbortSignal,
+    options: AdmissionOptions,
   ): Promise<AdmissionResult> {
+    const { signal } = options;
     // A retried transaction (deadlock victim) publishes with the same message id, so
     // JetStream answers with the sequence of the first attempt instead of a second run.
     return await inTransaction(this.deps.orm, async (sql) => {
       await lockQuotaOwner(sql, quotaOwnerKey(submission));
       const used = await this.runsUsedThisMonth(sql, submission);
-      // TODO(#6): a resend with the same Idempotency-Key is refused here when its first
-      // submission used the last run of the month; answering with the first id needs the
-      // key kept next to the run (JetStream only tells us at publish time).
       if (used >= limit) {
+        // A resend of a submission that used the month's last run must get that run's id.
+        const first = await this.firstRunWithMessageId(event, messageId, options);
+        if (first !== null) return { outcome: 'accepted', runId: first, duplicate: true } as const;
         this.deps.logger.info({ used, limit }, 'run refused over the monthly limit');
         return { outcome: 'refused', message: outputTexts.quotaExceeded } as const;
       }
@@ -146,6 +157,36 @@ export class RunAdmission {
       await insertRequestedRun(sql, appended.seq, event);
       return { outcome: 'accepted', runId: appended.seq, duplicate: appended.duplicate } as const;
     });
+  }
+
+  /**
+   * The id of the run first submitted with this `Idempotency-Key`, or null when there is
+   * none within the log's duplicate window. JetStream checks a message id before it checks
+   * the expected last sequence, so a publish that expects an unreachable sequence answers
+   * "duplicate" with the first run's sequence when the key was used, and stores nothing
+   * otherwise. No key, no first run.
+   */
+  private async firstRunWithMessageId(
+    event: RunRequested,
+    messageId: string,
+    options: AdmissionOptions,
+  ): Promise<number | null> {
+    if (!options.idempotencyKey) return null;
+    options.signal?.throwIfAborted();
+    try {
+      const ack = await this.deps.eventLog.jetStream.publish(
+        subjects.requested(this.deps.eventLog.naming),
+        encodeEvent(event),
+        { msgID: messageId, expect: { lastSequence: unreachableSequence } },
+      );
+      return ack.duplicate ? ack.seq : null;
+    } catch (error) {
+      if (isWrongLastSequence(error)) return null;
+      throw new EventLogUnavailableError(
+        `cannot look up the Idempotency-Key: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
   }
 
   /** Finished runs of this month (statistics) plus the owner's queued and running runs. */
