@@ -134,6 +134,17 @@ class EnvReader {
     return this.raw(...names)?.value;
   }
 
+  /** A host name or an IP address (IPv6 without brackets), nothing a URL would need escaped. */
+  host(name: string, fallback: string): string {
+    const found = this.raw(name);
+    if (!found) return fallback;
+    if (!hostPattern.test(found.value)) {
+      this.report(name, 'must be a host name or an IP address', found.value);
+      return fallback;
+    }
+    return found.value;
+  }
+
   integer(names: string | string[], fallback: number, check: IntegerCheck): number {
     const found = this.raw(...[names].flat());
     if (!found) return fallback;
@@ -178,6 +189,9 @@ class EnvReader {
   }
 }
 
+const hostPattern =
+  /^(?:[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9_-]+)*|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$/;
+
 interface IntegerCheck {
   min: number;
   max?: number;
@@ -219,7 +233,7 @@ export function loadConfig(env: Env = process.env): SchedulerConfig {
     naming: readNaming(reader),
     stream: readStream(reader),
     http: {
-      host: reader.optionalString('SCHEDULER_HOST') ?? '127.0.0.1',
+      host: reader.host('SCHEDULER_HOST', '127.0.0.1'),
       port: reader.integer('SCHEDULER_PORT', 5055, listenPort),
       maxBodyBytes: reader.integer('PIPELINE_MAX_BODY_BYTES', 1_000_000, {
         min: 1024,
@@ -253,7 +267,7 @@ function readDatabase(reader: EnvReader): DatabaseConfig {
   const password = reader.optionalString('DB_PASSWD', 'DB_PASSWORD');
   const useRoot = rootPassword !== undefined || !user;
   return {
-    host: reader.optionalString('DB_HOST') ?? '127.0.0.1',
+    host: reader.host('DB_HOST', '127.0.0.1'),
     port: reader.integer('DB_PORT', 3306, port),
     user: useRoot ? (reader.optionalString('DB_ROOT_USER') ?? 'root') : (user ?? 'root'),
     password: useRoot ? (rootPassword ?? '') : (password ?? ''),

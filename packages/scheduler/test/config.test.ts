@@ -54,6 +54,8 @@ describe('loadConfig', () => {
       PIPELINE_STREAM_REPLICAS: '0',
       LOG_LEVEL: 'loud',
       SEATABLE_SERVER_URL: 'ftp://example.invalid',
+      SCHEDULER_HOST: 'local host',
+      DB_HOST: 'db/1',
     });
     assert.deepEqual(
       problems.sort(),
@@ -65,8 +67,17 @@ describe('loadConfig', () => {
         'SCHEDULER_PORT: must be a port number (0-65535; 0 picks a free one), got "70000"',
         'PIPELINE_STREAM_REPLICAS: must be an integer from 1 to 5, got "0"',
         'LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent, got "loud"',
+        'SCHEDULER_HOST: must be a host name or an IP address, got "local host"',
+        'DB_HOST: must be a host name or an IP address, got "db/1"',
       ].sort(),
     );
+  });
+
+  test('accepts host names, IPv4 and IPv6 addresses as hosts', () => {
+    for (const host of ['mariadb', 'db-1.example.com', '10.0.0.7', '::', '::1', 'fe80::1']) {
+      assert.equal(loadConfig({ ...minimal, DB_HOST: host }).database.host, host);
+      assert.equal(loadConfig({ ...minimal, SCHEDULER_HOST: host }).http.host, host);
+    }
   });
 
   test('uses the root account when DB_ROOT_PASSWD is set, as the original does', () => {

@@ -235,6 +235,10 @@ function stopGrace(read: Read, problems: string[]): number {
   return parsed;
 }
 
+/** A host name or an IP address (IPv6 without brackets). */
+const hostPattern =
+  /^(?:[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9_-]+)*|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$/;
+
 /** Off unless a port is set: a starter on a Docker host opens no port it was not asked to. */
 function httpConfig(read: Read, problems: string[]): StarterHttpConfig | null {
   const portText = read('PYTHON_STARTER_METRICS_PORT');
@@ -253,7 +257,14 @@ function httpConfig(read: Read, problems: string[]): StarterHttpConfig | null {
     );
     return null;
   }
-  return { host: read('STARTER_HTTP_HOST') ?? starterDefaults.httpHost, port, token };
+  const host = read('STARTER_HTTP_HOST') ?? starterDefaults.httpHost;
+  if (!hostPattern.test(host)) {
+    problems.push(
+      `STARTER_HTTP_HOST: must be a host name or an IP address, got ${JSON.stringify(host)}`,
+    );
+    return null;
+  }
+  return { host, port, token };
 }
 
 function logLevel(read: Read, problems: string[]): LogLevel {

@@ -99,6 +99,17 @@ describe('loadConfig', () => {
     ]);
   });
 
+  test('refuses a metrics address that is not a host name or an IP address', () => {
+    assert.deepEqual(
+      problemsOf({
+        PYTHON_STARTER_METRICS_PORT: '9464',
+        PIPELINE_METRICS_TOKEN: 't',
+        STARTER_HTTP_HOST: 'http://0.0.0.0',
+      }),
+      ['STARTER_HTTP_HOST: must be a host name or an IP address, got "http://0.0.0.0"'],
+    );
+  });
+
   test('refuses a NATS user without a password and a token together with a user', () => {
     assert.deepEqual(problemsOf({ NATS_USER: 'starter' }), [
       'NATS_PASSWORD: must be set when NATS_USER is set',
