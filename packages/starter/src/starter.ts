@@ -127,6 +127,7 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
         log.info({ busy: slots.busy }, 'starter draining');
         await heartbeat.beat();
         await consumer.stop();
+        await execution.removals.close(removalDrainMs);
         heartbeat.stop();
         await heartbeat.withdraw(config.starterId);
         await nc.drain().catch(() => nc.close());
@@ -137,6 +138,7 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
     },
     async abort() {
       hardStop.abort();
+      void execution.removals.close(0);
       heartbeat.stop();
       await http?.close();
       await nc.close();
@@ -211,6 +213,9 @@ async function logIdentity(nc: NatsConnection, naming: Naming, log: Logger): Pro
     }
   }
 }
+
+/** How long a stopping starter goes on retrying refused container removals. */
+const removalDrainMs = 10_000;
 
 /** The label naming the log a container's run belongs to. */
 const LOG_LABEL = 'org.seatable.pipeline.log';

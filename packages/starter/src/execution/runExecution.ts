@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { RunEventSink } from '../publishing/runEventPublisher.ts';
 import { delay, settleWithin } from '../retry.ts';
 import { OutputCollector } from '../sandbox/outputCollector.ts';
+import { RemovalRetry } from '../sandbox/removalRetry.ts';
 import {
   type SandboxContainer,
   type SandboxExit,
@@ -69,11 +70,14 @@ export class RunExecution {
   private readonly sandbox: SandboxRuntime;
   private readonly publisher: RunEventSink;
   private readonly settings: RunExecutionSettings;
+  /** Containers the engine refused to remove, tried again in the background. */
+  readonly removals: RemovalRetry;
 
   constructor(sandbox: SandboxRuntime, publisher: RunEventSink, settings: RunExecutionSettings) {
     this.sandbox = sandbox;
     this.publisher = publisher;
     this.settings = settings;
+    this.removals = new RemovalRetry(sandbox);
   }
 
   async execute(assignment: RunAssignment, log: Logger): Promise<void> {
@@ -383,9 +387,7 @@ export class RunExecution {
     const removed = this.sandbox.remove(container).then(
       () => true,
       (error: unknown) => {
-        // TODO(#4): retry the removal in the background; today only the next start-up's
-        // sweep removes a container the engine refused to remove. The result still goes out.
-        log.error({ err: error }, 'container removal failed');
+        this.removals.retry(container, error, log);
         return true;
       },
     );
