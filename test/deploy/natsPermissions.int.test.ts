@@ -172,6 +172,25 @@ describe('the starter user', () => {
     responder.unsubscribe();
   });
 
+  test('pushes live output that the schedulers receive and the log never stores', async () => {
+    const manager = await jetstreamManager(scheduler);
+    const storedBefore = (await manager.streams.info(naming.stream)).state.messages;
+    const received = new Promise<string>((resolve) => {
+      const subscription = scheduler.subscribe(subjects.liveOutputAll(naming), {
+        callback: (_error, message) => {
+          subscription.unsubscribe();
+          resolve(`${message.subject} ${message.string()}`);
+        },
+      });
+    });
+    await scheduler.flush();
+
+    starter.publish(subjects.liveOutput(naming, 1), '{"kind":"end","runId":1,"length":0}');
+
+    assert.equal(await received, 'pipeline.live.1 {"kind":"end","runId":1,"length":0}');
+    assert.equal((await manager.streams.info(naming.stream)).state.messages, storedBefore);
+  });
+
   test('keeps its heartbeat in the fleet bucket', async () => {
     const fleet = await new Kvm(starter).open(bucketNames.fleet(naming));
 

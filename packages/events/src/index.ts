@@ -2,6 +2,8 @@ export type { ClaimReply, ClaimRequest, StarterHeartbeat } from './claims.ts';
 export { claimReplySchema, claimRequestSchema, starterHeartbeatSchema } from './claims.ts';
 export type { DecodeResult } from './codec.ts';
 export { decodeEvent, decodeWith, encodeEvent, encodeJson } from './codec.ts';
+export type { LiveOutputMessage } from './liveOutput.ts';
+export { liveOutputMessageSchema } from './liveOutput.ts';
 export { outputTexts } from './outputTexts.ts';
 export type {
   RunCancelRequested,

@@ -28,8 +28,13 @@ export const subjects = {
   lifecycleAll: (naming: Naming) => `${naming.prefix}.runs.run.*`,
   /** Request/reply: a starter asks a scheduler to claim a run. */
   claims: (naming: Naming) => `${naming.prefix}.claims`,
-  /** Request/reply: live output pushed while a run runs (not part of the log). */
+  /**
+   * Core NATS, not in the stream: what a running script printed so far, pushed by its starter
+   * (`LiveOutputMessage`). Outside `<prefix>.runs.>`, so the log never stores it.
+   */
   liveOutput: (naming: Naming, runId: number) => `${naming.prefix}.live.${runId}`,
+  /** Every run's live output; each scheduler subscribes to it itself (no queue group). */
+  liveOutputAll: (naming: Naming) => `${naming.prefix}.live.*`,
 } as const;
 
 export const consumerNames = {

@@ -15,6 +15,8 @@ export interface SchedulerConfig {
   timeZone: string;
   /** Wall-time limit of one run in seconds (`PYTHON_PROCESS_TIMEOUT`). @default 900 */
   processTimeoutSeconds: number;
+  /** Characters of live output kept per running run (`PYTHON_RUNNER_OUTPUT_LIMIT`, as the starters). @default 1000000 */
+  outputLimit: number;
   fairShare: FairShareConfig;
   retention: RetentionConfig;
   nats: NatsConfig;
@@ -216,6 +218,7 @@ export function loadConfig(env: Env = process.env): SchedulerConfig {
     database: readDatabase(reader),
     timeZone: readTimeZone(reader),
     processTimeoutSeconds: reader.integer('PYTHON_PROCESS_TIMEOUT', 900, positiveInteger),
+    outputLimit: reader.integer('PYTHON_RUNNER_OUTPUT_LIMIT', 1_000_000, positiveInteger),
     fairShare: {
       windowSeconds: reader.integer('PYTHON_SCHEDULER_WINDOW_SECS', 300, positiveInteger),
       rateLimitShare: reader.number(
@@ -370,6 +373,7 @@ export function describeConfig(config: SchedulerConfig): Record<string, unknown>
     database: { ...config.database, password: config.database.password ? '[set]' : '[empty]' },
     timeZone: config.timeZone,
     processTimeoutSeconds: config.processTimeoutSeconds,
+    outputLimit: config.outputLimit,
     fairShare: config.fairShare,
     retention: config.retention,
     nats: {

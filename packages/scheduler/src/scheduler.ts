@@ -10,6 +10,7 @@ import { migrateDatabase, openDatabase } from './db/orm.ts';
 import { FleetView } from './fleet/fleetView.ts';
 import { NoticeBook } from './fleet/noticeBook.ts';
 import { buildApp } from './http/app.ts';
+import { LiveOutputHub } from './http/live/liveOutputHub.ts';
 import { RunEventLog } from './messaging/eventLog.ts';
 import { ensureEventLog, StartupError } from './messaging/streamSetup.ts';
 import { MeasuredRunAdmission } from './metrics/measuredAdmission.ts';
@@ -95,8 +96,22 @@ export async function startScheduler(
     intervalSeconds: config.watchdogIntervalSeconds,
     logger,
   });
+  const liveOutput = new LiveOutputHub({
+    connection,
+    naming: config.naming,
+    limit: config.outputLimit,
+    // The longest a run can live: its deadline, then the watchdog's grace and round.
+    maxAgeMs:
+      (config.processTimeoutSeconds +
+        config.watchdogGraceSeconds +
+        config.watchdogIntervalSeconds +
+        60) *
+      1000,
+    logger: logger.child({ component: 'live-output' }),
+  });
   projection.start();
   claims.start();
+  liveOutput.start();
   watchdog.start();
   const retention = startRetention({
     orm,
@@ -120,6 +135,7 @@ export async function startScheduler(
     admission,
     eventLog,
     fleet,
+    liveOutput,
     observability: {
       metrics,
       sample: () => sampler.sample(),
@@ -135,6 +151,7 @@ export async function startScheduler(
     stop() {
       stopping ??= shutDown(logger, [
         ['http', () => app.close()],
+        ['live output', async () => liveOutput.stop()],
         ['claims', () => claims.stop()],
         ['watchdog', () => watchdog.stop()],
         ['retention', () => retention.stop()],

@@ -16,6 +16,7 @@ import { describeConfig, type StarterConfig } from './config.ts';
 import { createStreamIfMissing, RunRequestConsumer } from './consuming/runRequestConsumer.ts';
 import { RunSlots } from './consuming/runSlots.ts';
 import { dockerClient, engineEndpoint } from './dockerConnection.ts';
+import { LiveOutput } from './execution/liveOutput.ts';
 import { RunExecution } from './execution/runExecution.ts';
 import { Heartbeat } from './fleet/heartbeat.ts';
 import { MeasuredPublisher } from './metrics/measuredPublisher.ts';
@@ -78,6 +79,7 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
       sandbox: config.sandbox,
       onOutputDropped: (bytes) => metrics.countDroppedOutput(bytes),
     },
+    new LiveOutput({ connection: nc, naming: config.naming }),
   );
 
   const slots = new RunSlots(config.slots);

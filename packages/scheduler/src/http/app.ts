@@ -20,6 +20,9 @@ import { auditRoutes } from './auditRoutes.ts';
 import { isAuthorized } from './auth.ts';
 import { healthRoutes, type ObservabilityDeps } from './healthRoutes.ts';
 import { HttpError, httpTexts, ServiceUnavailableError } from './httpErrors.ts';
+import type { LiveOutputHub } from './live/liveOutputHub.ts';
+import { liveOutputRoute } from './live/liveOutputRoute.ts';
+import { selectRowsWith } from './read/readModel.ts';
 import { readRoutes } from './readRoutes.ts';
 import { runRoutes } from './runRoutes.ts';
 
@@ -41,6 +44,8 @@ export interface AppDeps {
   eventLog?: RunEventLog;
   /** The starters' heartbeats for `/admin/fleet/`; without it that route answers 503. */
   fleet?: FleetView;
+  /** What running runs printed so far, for the live output stream; without it that route answers 503. */
+  liveOutput?: LiveOutputHub;
 }
 
 /** The scheduler's HTTP API, not yet listening: `main` listens, tests use `inject`. */
@@ -86,6 +91,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       requestDeadlineMs: deps.requestDeadlineMs ?? 4000,
     });
     await auditRoutes(authenticated, { eventLog: deps.eventLog, timeZone: deps.timeZone });
+    await liveOutputRoute(authenticated, {
+      hub: deps.liveOutput,
+      selectRows: selectRowsWith(deps.orm, deps.requestDeadlineMs ?? 4000),
+      eventLog: deps.eventLog,
+    });
   });
 
   return app;

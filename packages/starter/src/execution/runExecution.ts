@@ -13,6 +13,7 @@ import {
   shortId,
 } from '../sandbox/sandboxRuntime.ts';
 import { handoverBytes } from './handover.ts';
+import type { LiveOutput, LiveOutputFollower } from './liveOutput.ts';
 import { outputPieces } from './outputPieces.ts';
 import { runOutcome, withLine } from './runOutcome.ts';
 import { downloadScript, scriptDownloadUrl } from './scriptDownload.ts';
@@ -72,12 +73,19 @@ export class RunExecution {
   private readonly settings: RunExecutionSettings;
   /** Containers the engine refused to remove, tried again in the background. */
   readonly removals: RemovalRetry;
+  private readonly liveOutput: LiveOutput | null;
 
-  constructor(sandbox: SandboxRuntime, publisher: RunEventSink, settings: RunExecutionSettings) {
+  constructor(
+    sandbox: SandboxRuntime,
+    publisher: RunEventSink,
+    settings: RunExecutionSettings,
+    liveOutput: LiveOutput | null = null,
+  ) {
     this.sandbox = sandbox;
     this.publisher = publisher;
     this.settings = settings;
     this.removals = new RemovalRetry(sandbox);
+    this.liveOutput = liveOutput;
   }
 
   async execute(assignment: RunAssignment, log: Logger): Promise<void> {
@@ -136,6 +144,7 @@ export class RunExecution {
     const streams: Array<{ destroy(): void }> = [];
     let started: Promise<void> | null = null;
     let startedAt: Date | null = null;
+    let live: LiveOutputFollower | undefined;
     let finished: RunFinished['data'];
     try {
       const output = await this.sandbox.attachOutput(container, (bytes, length) =>
@@ -147,6 +156,7 @@ export class RunExecution {
 
       await this.sandbox.start(container);
       startedAt = new Date();
+      live = this.liveOutput?.follow(assignment.runId, collector, log);
       void writeHandover(
         input,
         handoverBytes({
@@ -180,6 +190,7 @@ export class RunExecution {
       collector.end();
       finished = this.platformFailure(collector, startedAt);
     } finally {
+      live?.stop();
       for (const stream of streams) stream.destroy();
       await this.removeContainer(container, log);
     }
