@@ -5,7 +5,10 @@
 # what the environment does not point elsewhere:
 #   NATS_URL unset             a project-local nats-server on 127.0.0.1:14222
 #                              (PIPELINE_LOCAL_NATS_PORT), data in .run/nats
-#   DB_HOST unset              the local MariaDB on 127.0.0.1:3306 as root, database
+#   no database variable       a SQLite file, .run/scheduler.sqlite (PIPELINE_SQLITE_FILE);
+#                              no database server is needed
+#   DB_HOST unset, another DB_* or DATABASE_NAME set
+#                              the local MariaDB on 127.0.0.1:3306 as root, database
 #                              seatable_pipeline (created; DATABASE_NAME overrides the name)
 #   SEATABLE_SERVER_URL unset  the SeaTable stand-in with the sample scripts
 #   PYTHON_SCHEDULER_AUTH_TOKEN unset  a random token, kept in .run/token across restarts
@@ -116,8 +119,17 @@ else
   say "NATS: $NATS_URL (NATS_URL)"
 fi
 
-# 3. MariaDB.
-if [ -z "${DB_HOST:-}" ]; then
+# 3. The read model: a SQLite file unless a MariaDB variable is set (the scheduler's own rule).
+mariadb_configured=0
+for name in DB_HOST DB_PORT DB_USER DB_PASSWD DB_PASSWORD DB_ROOT_USER DB_ROOT_PASSWD DATABASE_NAME DB_NAME; do
+  if [ -n "${!name+set}" ] && { [ -n "${!name}" ] || [ "$name" = DB_ROOT_PASSWD ]; }; then
+    mariadb_configured=1
+  fi
+done
+if [ "$mariadb_configured" = 0 ]; then
+  export PIPELINE_SQLITE_FILE="${PIPELINE_SQLITE_FILE:-$run_dir/scheduler.sqlite}"
+  say "database: the SQLite file ${PIPELINE_SQLITE_FILE#"$repo_root/"} (PIPELINE_SQLITE_FILE; set DB_HOST for MariaDB)"
+elif [ -z "${DB_HOST:-}" ]; then
   ensure_mariadb
   export DB_HOST=127.0.0.1 DB_PORT=3306
   export DATABASE_NAME="${DATABASE_NAME:-${DB_NAME:-seatable_pipeline}}"
@@ -168,7 +180,7 @@ start_child scheduler env NODE_OPTIONS="$SCHEDULER_NODE_OPTIONS" node packages/s
 (
   umask 077
   for name in NATS_URL NATS_USER NATS_PASSWORD NATS_TOKEN PIPELINE_SUBJECT_PREFIX DB_HOST DB_PORT \
-    DB_USER DB_PASSWD DB_PASSWORD DB_ROOT_PASSWD DATABASE_NAME DB_NAME TIME_ZONE; do
+    DB_USER DB_PASSWD DB_PASSWORD DB_ROOT_PASSWD DATABASE_NAME DB_NAME PIPELINE_SQLITE_FILE TIME_ZONE; do
     if [ -n "${!name:-}" ]; then printf '%s=%s\n' "$name" "${!name}"; fi
   done
 ) >"$run_dir/env"

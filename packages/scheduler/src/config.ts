@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { type Naming, namingFor } from '@pipeline/events';
 
 /**
@@ -32,6 +33,11 @@ export interface SchedulerConfig {
 }
 
 export interface DatabaseConfig {
+  /**
+   * The SQLite file of a first run without a database server (`PIPELINE_SQLITE_FILE`),
+   * used when no MariaDB variable is set; MariaDB's settings below are then ignored.
+   */
+  sqliteFile?: string;
   host: string;
   port: number;
   user: string;
@@ -258,11 +264,36 @@ export function loadConfig(env: Env = process.env): SchedulerConfig {
   return config;
 }
 
+/** The variables that point the scheduler at a MariaDB server (the original's names). */
+const mariadbVariables = [
+  'DB_HOST',
+  'DB_PORT',
+  'DB_USER',
+  'DB_PASSWD',
+  'DB_PASSWORD',
+  'DB_ROOT_USER',
+  'DB_ROOT_PASSWD',
+  'DATABASE_NAME',
+  'DB_NAME',
+];
+
+/** Where the SQLite file goes when `PIPELINE_SQLITE_FILE` does not say (`npm start` sets it). */
+export const defaultSqliteFile = '.run/scheduler.sqlite';
+
 /**
- * The original's rules: the root account when `DB_ROOT_PASSWD` is set, else `DB_USER` with
- * `DB_PASSWD`; the database is `DATABASE_NAME` (default `scheduler`).
+ * MariaDB when any of its variables is set, with the original's rules: the root account
+ * when `DB_ROOT_PASSWD` is set, else `DB_USER` with `DB_PASSWD`; the database is
+ * `DATABASE_NAME` (default `scheduler`). With none of them, the read model is a SQLite file
+ * (`PIPELINE_SQLITE_FILE`, relative to the working directory), for a single scheduler.
  */
 function readDatabase(reader: EnvReader): DatabaseConfig {
+  const mariadb = mariadbVariables.find((name) =>
+    name === 'DB_ROOT_PASSWD' ? reader.has(name) : reader.raw(name) !== undefined,
+  );
+  const sqliteFile = reader.optionalString('PIPELINE_SQLITE_FILE');
+  if (sqliteFile !== undefined && mariadb !== undefined) {
+    reader.report('PIPELINE_SQLITE_FILE', `cannot be combined with ${mariadb} (SQLite or MariaDB)`);
+  }
   const rootPassword = reader.has('DB_ROOT_PASSWD')
     ? (reader.raw('DB_ROOT_PASSWD')?.value ?? '')
     : undefined;
@@ -276,6 +307,7 @@ function readDatabase(reader: EnvReader): DatabaseConfig {
     password: useRoot ? (rootPassword ?? '') : (password ?? ''),
     name: readDatabaseName(reader),
     poolSize: reader.integer('DB_POOL_SIZE', 10, positiveInteger),
+    ...(mariadb === undefined && { sqliteFile: resolve(sqliteFile ?? defaultSqliteFile) }),
   };
 }
 
@@ -370,7 +402,10 @@ function readLogLevel(reader: EnvReader): LogLevel {
 export function describeConfig(config: SchedulerConfig): Record<string, unknown> {
   return {
     seatableServerUrl: config.seatableServerUrl,
-    database: { ...config.database, password: config.database.password ? '[set]' : '[empty]' },
+    database:
+      config.database.sqliteFile !== undefined
+        ? { sqliteFile: config.database.sqliteFile }
+        : { ...config.database, password: config.database.password ? '[set]' : '[empty]' },
     timeZone: config.timeZone,
     processTimeoutSeconds: config.processTimeoutSeconds,
     outputLimit: config.outputLimit,

@@ -1,5 +1,6 @@
 import { pino } from 'pino';
 import { ConfigError, describeConfig, loadConfig, type SchedulerConfig } from './config.ts';
+import { StartupError } from './messaging/streamSetup.ts';
 import { startScheduler } from './scheduler.ts';
 
 /** The scheduler process: configuration, logger, start, and a graceful stop on SIGTERM/SIGINT. */
@@ -42,6 +43,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error('scheduler failed to start:', error);
+  // A problem waiting cannot fix is one line; anything else keeps its stack.
+  if (error instanceof StartupError) console.error(`scheduler failed to start: ${error.message}`);
+  else console.error('scheduler failed to start:', error);
   process.exit(1);
 });

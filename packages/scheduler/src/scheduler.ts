@@ -7,6 +7,7 @@ import { ClaimResponder } from './claims/claimResponder.ts';
 import { FairSharePolicy } from './claims/fairShare.ts';
 import type { SchedulerConfig } from './config.ts';
 import { migrateDatabase, openDatabase } from './db/orm.ts';
+import { lockSqliteFile } from './db/sqliteFileLock.ts';
 import { FleetView } from './fleet/fleetView.ts';
 import { NoticeBook } from './fleet/noticeBook.ts';
 import { buildApp } from './http/app.ts';
@@ -40,6 +41,8 @@ export async function startScheduler(
   config: SchedulerConfig,
   logger: Logger,
 ): Promise<RunningScheduler> {
+  const { sqliteFile } = config.database;
+  const releaseSqliteFile = sqliteFile === undefined ? null : await lockSqliteFile(sqliteFile);
   const connection = await connectNats(config, logger);
   const orm = await untilReady('database', logger, () => openMigratedDatabase(config, logger));
   const eventLog = await untilReady('event log', logger, () =>
@@ -158,6 +161,7 @@ export async function startScheduler(
         ['projection', () => projection.stop()],
         ['nats', () => connection.drain()],
         ['database', () => orm.close()],
+        ['SQLite file lock', async () => await releaseSqliteFile?.()],
       ]);
       return stopping;
     },

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { resolve } from 'node:path';
 import { describe, test } from 'node:test';
 import { ConfigError, describeConfig, loadConfig } from '../src/config.ts';
 
@@ -78,6 +79,33 @@ describe('loadConfig', () => {
       assert.equal(loadConfig({ ...minimal, DB_HOST: host }).database.host, host);
       assert.equal(loadConfig({ ...minimal, SCHEDULER_HOST: host }).http.host, host);
     }
+  });
+
+  test('keeps the read model in a SQLite file when no MariaDB variable is set', () => {
+    assert.equal(loadConfig(minimal).database.sqliteFile, resolve('.run/scheduler.sqlite'));
+    assert.equal(
+      loadConfig({ ...minimal, PIPELINE_SQLITE_FILE: '/var/lib/pipeline/read.sqlite' }).database
+        .sqliteFile,
+      '/var/lib/pipeline/read.sqlite',
+    );
+    assert.deepEqual(describeConfig(loadConfig(minimal)).database, {
+      sqliteFile: resolve('.run/scheduler.sqlite'),
+    });
+  });
+
+  test('uses MariaDB as soon as one of its variables is set, even an empty root password', () => {
+    for (const variable of ['DB_HOST', 'DB_PORT', 'DB_USER', 'DATABASE_NAME', 'DB_NAME']) {
+      const value = variable === 'DB_PORT' ? '3306' : 'seatable';
+      assert.equal(loadConfig({ ...minimal, [variable]: value }).database.sqliteFile, undefined);
+    }
+    assert.equal(loadConfig({ ...minimal, DB_ROOT_PASSWD: '' }).database.sqliteFile, undefined);
+  });
+
+  test('refuses a SQLite file together with MariaDB in one line naming both', () => {
+    assert.deepEqual(
+      problemsOf({ ...minimal, PIPELINE_SQLITE_FILE: 'read.sqlite', DB_HOST: 'mariadb' }),
+      ['PIPELINE_SQLITE_FILE: cannot be combined with DB_HOST (SQLite or MariaDB)'],
+    );
   });
 
   test('uses the root account when DB_ROOT_PASSWD is set, as the original does', () => {

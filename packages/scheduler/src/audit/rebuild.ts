@@ -80,6 +80,12 @@ export async function rebuildReadModel(
   deps: RebuildDeps,
   options: RebuildOptions,
 ): Promise<RebuildReport> {
+  if (deps.database.sqliteFile !== undefined) {
+    // TODO(#8): a SQLite rebuild would project into a second file and swap the files.
+    throw new Error(
+      'rebuild needs MariaDB (DB_HOST); with PIPELINE_SQLITE_FILE, stop the scheduler, delete the file and start it again',
+    );
+  }
   const live = deps.database.name;
   const schema = options.into ?? `${live}_rebuild_${randomBytes(3).toString('hex')}`;
   if (!schemaName.test(schema)) throw new Error(`--into: "${schema}" is not a schema name`);

@@ -158,16 +158,17 @@ export class FairSharePolicy {
   private async usage(owner: ShareOwner, windowStart: Date, now: Date) {
     const { column, value, userOnly } = ownerFilter(owner);
     const sql = sqlOf(this.deps.orm);
+    const { greatest, microsecondsBetween } = sql.dialect;
     const start = toSqlDateTime(windowStart);
     const end = toSqlDateTime(now);
     const [finished] = await sql.all<{ seconds: number | string | null }>(
-      `SELECT SUM(TIMESTAMPDIFF(MICROSECOND, GREATEST(started_at, ?), finished_at)) / 1000000 AS seconds
+      `SELECT SUM(${microsecondsBetween(greatest('started_at', '?'), 'finished_at')}) / 1000000 AS seconds
        FROM script_log
        WHERE ${column} = ?${userOnly} AND finished_at >= ? AND finished_at <= ? AND started_at IS NOT NULL`,
       [start, value, start, end],
     );
     const [running] = await sql.all<{ seconds: number | string | null; runs: number | string }>(
-      `SELECT SUM(TIMESTAMPDIFF(MICROSECOND, GREATEST(started_at, ?), ?)) / 1000000 AS seconds,
+      `SELECT SUM(${microsecondsBetween(greatest('started_at', '?'), '?')}) / 1000000 AS seconds,
               COUNT(*) AS runs
        FROM script_log
        WHERE ${column} = ?${userOnly} AND state = 'running'`,

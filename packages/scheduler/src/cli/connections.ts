@@ -46,7 +46,8 @@ export async function openReadModel(
     orm = await openDatabase({ ...config.database });
     await migrateDatabase(orm);
   } catch (error) {
-    const where = `${config.database.user}@${config.database.host}:${config.database.port}/${config.database.name}`;
+    const { sqliteFile, user, host, port, name } = config.database;
+    const where = sqliteFile ?? `${user}@${host}:${port}/${name}`;
     throw new Error(`cannot open the read model ${where}: ${(error as Error).message}`, {
       cause: error,
     });

@@ -1,8 +1,16 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { MikroORM } from '@mikro-orm/mariadb';
 import { Migrator } from '@mikro-orm/migrations';
-import { migrationsList } from './migrations/index.ts';
+import { NodeSqliteDialect, SqliteDriver, MikroORM as SqlMikroORM } from '@mikro-orm/sql';
+import { migrationsList, sqliteMigrationsList } from './migrations/index.ts';
 
 export interface DatabaseSettings {
+  /**
+   * A SQLite file instead of MariaDB, for a single scheduler's first run without a database
+   * server; the other settings are then ignored. The file and its folder are created.
+   */
+  sqliteFile?: string;
   host: string;
   port: number;
   user: string;
@@ -20,6 +28,7 @@ export interface DatabaseSettings {
  * the connection pool, the transactions and the migrations.
  */
 export async function openDatabase(settings: DatabaseSettings): Promise<MikroORM> {
+  if (settings.sqliteFile !== undefined) return await openSqliteFile(settings.sqliteFile);
   return await MikroORM.init({
     host: settings.host,
     port: settings.port,
@@ -43,6 +52,39 @@ export async function openDatabase(settings: DatabaseSettings): Promise<MikroORM
     debug: false,
     allowGlobalContext: true,
   });
+}
+
+/**
+ * The same read model in one SQLite file, through `node:sqlite` (built into Node, nothing to
+ * compile). Its one connection runs the transactions one after the other, which is what
+ * makes `FOR UPDATE` unnecessary there (see `SqlDialect`). WAL lets the `pipeline` command
+ * read the file while the scheduler writes it; a writer waits up to 5 s for the other.
+ *
+ * The ORM is typed as MariaDB's: the callers use only what both share (the connection's
+ * `execute` and `transactional`, the migrator, `close`), and `sqlOf` picks the dialect.
+ */
+async function openSqliteFile(file: string): Promise<MikroORM> {
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  const orm = await SqlMikroORM.init({
+    driver: SqliteDriver,
+    dbName: file,
+    driverOptions: new NodeSqliteDialect(file),
+    entities: [],
+    discovery: { warnWhenNoEntities: false },
+    extensions: [Migrator],
+    migrations: {
+      migrationsList: sqliteMigrationsList,
+      transactional: false,
+      snapshot: false,
+      silent: true,
+    },
+    debug: false,
+    allowGlobalContext: true,
+  });
+  const connection = orm.em.getConnection();
+  await connection.execute('PRAGMA busy_timeout = 5000', [], 'all');
+  await connection.execute('PRAGMA journal_mode = WAL', [], 'all');
+  return orm as unknown as MikroORM;
 }
 
 /** Brings the schema up to date; safe to run at every start and from several schedulers. */

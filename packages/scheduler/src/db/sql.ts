@@ -1,6 +1,8 @@
 import type { Transaction } from '@mikro-orm/core';
 import type { MikroORM } from '@mikro-orm/mariadb';
+import { SqlitePlatform } from '@mikro-orm/sql';
 import { isTransactionConflict } from './dbErrors.ts';
+import { mariadbDialect, type SqlDialect, sqliteDialect } from './dialect.ts';
 
 /**
  * Plain SQL on the read model, inside a transaction or not. Parameters are `?`
@@ -10,11 +12,19 @@ import { isTransactionConflict } from './dbErrors.ts';
 export interface Sql {
   all<Row>(query: string, params?: readonly unknown[]): Promise<Row[]>;
   run(query: string, params?: readonly unknown[]): Promise<{ affectedRows: number }>;
+  /** The forms in which this database's SQL differs from the other's. */
+  readonly dialect: SqlDialect;
+}
+
+/** The dialect of the database `orm` opened: SQLite for a file, MariaDB otherwise. */
+export function dialectOf(orm: MikroORM): SqlDialect {
+  return orm.em.getPlatform() instanceof SqlitePlatform ? sqliteDialect : mariadbDialect;
 }
 
 export function sqlOf(orm: MikroORM, transaction?: Transaction): Sql {
   const connection = orm.em.getConnection();
   return {
+    dialect: dialectOf(orm),
     async all<Row>(query: string, params: readonly unknown[] = []) {
       return await connection.execute<Row[]>(query, params, 'all', transaction);
     },
@@ -51,10 +61,14 @@ export async function inTransaction<T>(
   }
 }
 
-/** An instant as a MariaDB DATETIME(6) literal in UTC: `2026-12-04 13:03:07.123`. */
+/**
+ * An instant as a DATETIME(6) literal in UTC: `2026-12-04 13:03:07.123000`, the form MariaDB
+ * answers with. SQLite keeps this text as it is, so its datetimes compare as text exactly as
+ * the instants compare (every one has the same six fraction digits).
+ */
 export function toSqlDateTime(instant: Date | string): string {
   const date = typeof instant === 'string' ? new Date(instant) : instant;
-  return date.toISOString().replace('T', ' ').replace('Z', '');
+  return `${date.toISOString().replace('T', ' ').replace('Z', '')}000`;
 }
 
 /** A DATETIME as the driver returns it (`2026-12-04 13:03:07.123456`, UTC) as an instant. */

@@ -1,5 +1,6 @@
 import type { MikroORM } from '@mikro-orm/mariadb';
 import type { FastifyInstance } from 'fastify';
+import { dialectOf } from '../db/sql.ts';
 import { adminRunsRoute } from './read/adminRunsRoute.ts';
 import { monthlyStatisticsRoutes } from './read/monthlyStatisticsRoutes.ts';
 import { type ReadContext, selectRowsWith } from './read/readModel.ts';
@@ -27,11 +28,12 @@ export interface ReadRouteDeps {
 /**
  * The read side of the contract: run logs, running counts, statistics, admin lists.
  * Registered by `buildApp` behind the token check. Every answer comes from the read
- * model in MariaDB; nothing here writes.
+ * model (MariaDB, or the SQLite file of a first run); nothing here writes.
  */
 export async function readRoutes(app: FastifyInstance, deps: ReadRouteDeps): Promise<void> {
   const context: ReadContext = {
     selectRows: selectRowsWith(deps.orm, deps.requestDeadlineMs ?? 5000),
+    dialect: dialectOf(deps.orm),
     timeZone: deps.timeZone,
     now: deps.now ?? (() => new Date()),
   };

@@ -99,10 +99,12 @@ async function createAbove(
  * start above the checkpoint, or the projector would skip its first events.
  */
 async function highestExistingRunId(orm: MikroORM): Promise<number> {
-  const [row] = await sqlOf(orm).all<{ highest: number | string | null }>(
-    `SELECT GREATEST(
-       COALESCE((SELECT MAX(id) FROM script_log), 0),
-       COALESCE((SELECT MAX(stream_sequence) FROM pipeline_checkpoint), 0)) AS highest`,
+  const sql = sqlOf(orm);
+  const [row] = await sql.all<{ highest: number | string | null }>(
+    `SELECT ${sql.dialect.greatest(
+      'COALESCE((SELECT MAX(id) FROM script_log), 0)',
+      'COALESCE((SELECT MAX(stream_sequence) FROM pipeline_checkpoint), 0)',
+    )} AS highest`,
   );
   return Number(row?.highest ?? 0);
 }

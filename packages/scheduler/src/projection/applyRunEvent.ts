@@ -74,7 +74,7 @@ async function applyImported(sql: Sql, event: RunImported): Promise<void> {
        (id, dtable_uuid, owner, org_id, script_name, context_data, started_at, finished_at,
         success, return_code, output, operate_from, state, created_at)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-     ON DUPLICATE KEY UPDATE id = id`,
+     ${sql.dialect.onConflictIgnore(['id'])}`,
     [
       event.runId,
       row.dtableUuid,
@@ -97,7 +97,7 @@ async function applyImported(sql: Sql, event: RunImported): Promise<void> {
 async function recordOperator(sql: Sql, runId: number, operator: string): Promise<void> {
   await sql.run(
     `INSERT INTO run_detail (run_id, operator) VALUES (?, ?)
-     ON DUPLICATE KEY UPDATE operator = COALESCE(operator, VALUES(operator))`,
+     ${sql.dialect.onConflictUpdate(['run_id'], (incoming) => `operator = COALESCE(operator, ${incoming('operator')})`)}`,
     [runId, operator],
   );
 }
@@ -105,9 +105,11 @@ async function recordOperator(sql: Sql, runId: number, operator: string): Promis
 async function applyClaimed(sql: Sql, event: RunClaimed): Promise<void> {
   await sql.run(
     `INSERT INTO run_detail (run_id, starter_id, claimed_at) VALUES (?, ?, ?)
-     ON DUPLICATE KEY UPDATE
-       starter_id = COALESCE(starter_id, VALUES(starter_id)),
-       claimed_at = COALESCE(claimed_at, VALUES(claimed_at))`,
+     ${sql.dialect.onConflictUpdate(
+       ['run_id'],
+       (incoming) => `starter_id = COALESCE(starter_id, ${incoming('starter_id')}),
+         claimed_at = COALESCE(claimed_at, ${incoming('claimed_at')})`,
+     )}`,
     [event.runId, event.data.starterId, toSqlDateTime(event.occurredAt)],
   );
 }
@@ -120,7 +122,7 @@ async function applyStarted(sql: Sql, event: RunStarted): Promise<void> {
   );
   await sql.run(
     `INSERT INTO run_detail (run_id, starter_id) VALUES (?, ?)
-     ON DUPLICATE KEY UPDATE starter_id = COALESCE(starter_id, VALUES(starter_id))`,
+     ${sql.dialect.onConflictUpdate(['run_id'], (incoming) => `starter_id = COALESCE(starter_id, ${incoming('starter_id')})`)}`,
     [event.runId, event.data.starterId],
   );
 }
@@ -130,7 +132,7 @@ async function applyOutputChunk(sql: Sql, event: RunOutputChunk): Promise<void> 
   await sql.run(
     `INSERT INTO run_output_chunk (run_id, chunk_index, text)
      SELECT id, ?, ? FROM script_log WHERE id = ? AND (state IS NULL OR state <> 'finished')
-     ON DUPLICATE KEY UPDATE text = VALUES(text)`,
+     ${sql.dialect.onConflictUpdate(['run_id', 'chunk_index'], (incoming) => `text = ${incoming('text')}`)}`,
     [event.data.index, event.data.text, event.runId],
   );
 }
@@ -150,7 +152,7 @@ async function openRunFor(
   context: ProjectionContext,
 ): Promise<OpenRun | null> {
   const [run] = await sql.all<OpenRun>(
-    'SELECT id, dtable_uuid, owner, org_id, state FROM script_log WHERE id = ? FOR UPDATE',
+    `SELECT id, dtable_uuid, owner, org_id, state FROM script_log WHERE id = ?${sql.dialect.forUpdate}`,
     [event.runId],
   );
   if (!run) {
@@ -196,11 +198,13 @@ async function applyFinished(
     `INSERT INTO run_detail
        (run_id, starter_id, duration_ms, timed_out, out_of_memory, cancelled, lost, output_truncated)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-     ON DUPLICATE KEY UPDATE
-       starter_id = COALESCE(starter_id, VALUES(starter_id)),
-       duration_ms = VALUES(duration_ms), timed_out = VALUES(timed_out),
-       out_of_memory = VALUES(out_of_memory), cancelled = VALUES(cancelled),
-       lost = VALUES(lost), output_truncated = VALUES(output_truncated)`,
+     ${sql.dialect.onConflictUpdate(
+       ['run_id'],
+       (incoming) => `starter_id = COALESCE(starter_id, ${incoming('starter_id')}),
+         duration_ms = ${incoming('duration_ms')}, timed_out = ${incoming('timed_out')},
+         out_of_memory = ${incoming('out_of_memory')}, cancelled = ${incoming('cancelled')},
+         lost = ${incoming('lost')}, output_truncated = ${incoming('output_truncated')}`,
+     )}`,
     [
       event.runId,
       finished.starterId,
@@ -252,7 +256,7 @@ async function applyRejected(
   await sql.run('DELETE FROM run_output_chunk WHERE run_id = ?', [event.runId]);
   await sql.run(
     `INSERT INTO run_detail (run_id, rejected_reason) VALUES (?, ?)
-     ON DUPLICATE KEY UPDATE rejected_reason = VALUES(rejected_reason)`,
+     ${sql.dialect.onConflictUpdate(['run_id'], (incoming) => `rejected_reason = ${incoming('rejected_reason')}`)}`,
     [event.runId, event.data.reason],
   );
 }

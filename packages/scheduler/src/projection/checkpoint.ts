@@ -16,12 +16,12 @@ export async function readCheckpoint(
   if (options.lock) {
     await sql.run(
       `INSERT INTO pipeline_checkpoint (projection, stream_sequence, updated_at)
-       VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE projection = projection`,
+       VALUES (?, 0, ?) ${sql.dialect.onConflictIgnore(['projection'])}`,
       [projection, toSqlDateTime(new Date())],
     );
   }
   const [row] = await sql.all<{ stream_sequence: number | string }>(
-    `SELECT stream_sequence FROM pipeline_checkpoint WHERE projection = ?${options.lock ? ' FOR UPDATE' : ''}`,
+    `SELECT stream_sequence FROM pipeline_checkpoint WHERE projection = ?${options.lock ? sql.dialect.forUpdate : ''}`,
     [projection],
   );
   return row ? Number(row.stream_sequence) : 0;
@@ -34,9 +34,13 @@ export async function writeCheckpoint(
 ): Promise<void> {
   await sql.run(
     `INSERT INTO pipeline_checkpoint (projection, stream_sequence, updated_at) VALUES (?, ?, ?)
-     ON DUPLICATE KEY UPDATE
-       stream_sequence = GREATEST(stream_sequence, VALUES(stream_sequence)),
-       updated_at = VALUES(updated_at)`,
+     ${sql.dialect.onConflictUpdate(
+       ['projection'],
+       (
+         incoming,
+       ) => `stream_sequence = ${sql.dialect.greatest('stream_sequence', incoming('stream_sequence'))},
+         updated_at = ${incoming('updated_at')}`,
+     )}`,
     [projection, streamSequence, toSqlDateTime(new Date())],
   );
 }

@@ -39,7 +39,7 @@ export async function insertRequestedRuns(
     `INSERT INTO script_log
        (id, dtable_uuid, owner, org_id, script_name, context_data, operate_from, state, created_at)
      VALUES ${values}
-     ON DUPLICATE KEY UPDATE id = id`,
+     ${sql.dialect.onConflictIgnore(['id'])}`,
     params,
   );
 }

@@ -1,3 +1,4 @@
+import type { SqlDialect } from '../db/dialect.ts';
 import type { Sql } from '../db/sql.ts';
 
 /**
@@ -22,7 +23,7 @@ export class StatisticsBatch {
       for (let first = 0; first < rows.length; first += maxRowsPerStatement) {
         const group = rows.slice(first, first + maxRowsPerStatement);
         await sql.run(
-          `${statement.insert} VALUES ${group.map(() => statement.placeholders).join(', ')} ${statement.onDuplicate}`,
+          `${statement.insert} VALUES ${group.map(() => statement.placeholders).join(', ')} ${statement.onDuplicate(sql.dialect)}`,
           group.flat(),
         );
       }
@@ -33,10 +34,22 @@ export class StatisticsBatch {
 
 const maxRowsPerStatement = 500;
 
-const addDaily = `ON DUPLICATE KEY UPDATE total_run_count = total_run_count + VALUES(total_run_count),
-    total_run_time = total_run_time + VALUES(total_run_time), update_at = VALUES(update_at)`;
-const addMonthly = `ON DUPLICATE KEY UPDATE total_run_count = total_run_count + VALUES(total_run_count),
-    total_run_time = total_run_time + VALUES(total_run_time)`;
+/** Adds the incoming counts to the row of the same owner and day (or month). */
+const addTotals = (incoming: (column: string) => string) =>
+  `total_run_count = total_run_count + ${incoming('total_run_count')},
+    total_run_time = total_run_time + ${incoming('total_run_time')}`;
+/** The same on a daily row, whose `update_at` (and, per user, `org_id`) the last run sets. */
+const addDaily =
+  (owner: string, also: readonly string[] = []) =>
+  (dialect: SqlDialect) =>
+    dialect.onConflictUpdate([owner, 'run_date'], (incoming) =>
+      [
+        addTotals(incoming),
+        ...['update_at', ...also].map((column) => `${column} = ${incoming(column)}`),
+      ].join(', '),
+    );
+const addMonthly = (owner: string) => (dialect: SqlDialect) =>
+  dialect.onConflictUpdate(['month', owner], addTotals);
 
 /** The statistics tables and how a row is added to each. */
 export const statements = {
@@ -44,37 +57,37 @@ export const statements = {
     insert:
       'INSERT INTO dtable_run_script_statistics (dtable_uuid, run_date, total_run_count, total_run_time, update_at)',
     placeholders: '(?, ?, ?, ?, ?)',
-    onDuplicate: addDaily,
+    onDuplicate: addDaily('dtable_uuid'),
   },
   orgDaily: {
     insert:
       'INSERT INTO org_run_script_statistics (org_id, run_date, total_run_count, total_run_time, update_at)',
     placeholders: '(?, ?, ?, ?, ?)',
-    onDuplicate: addDaily,
+    onDuplicate: addDaily('org_id'),
   },
   userDaily: {
     insert:
       'INSERT INTO user_run_script_statistics (username, org_id, run_date, total_run_count, total_run_time, update_at)',
     placeholders: '(?, ?, ?, ?, ?, ?)',
-    onDuplicate: `${addDaily}, org_id = VALUES(org_id)`,
+    onDuplicate: addDaily('username', ['org_id']),
   },
   dtableMonthly: {
     insert:
       'INSERT INTO dtable_run_script_statistics_monthly (month, dtable_uuid, total_run_count, total_run_time)',
     placeholders: '(?, ?, ?, ?)',
-    onDuplicate: addMonthly,
+    onDuplicate: addMonthly('dtable_uuid'),
   },
   orgMonthly: {
     insert:
       'INSERT INTO org_run_script_statistics_monthly (month, org_id, total_run_count, total_run_time)',
     placeholders: '(?, ?, ?, ?)',
-    onDuplicate: addMonthly,
+    onDuplicate: addMonthly('org_id'),
   },
   userMonthly: {
     insert:
       'INSERT INTO user_run_script_statistics_monthly (month, username, total_run_count, total_run_time)',
     placeholders: '(?, ?, ?, ?)',
-    onDuplicate: addMonthly,
+    onDuplicate: addMonthly('username'),
   },
 } as const;
 

@@ -110,9 +110,9 @@ class BatchDeleter {
     while (!this.#shouldStop()) {
       const batchSize = await inTransaction(this.#options.orm, async (sql) => {
         const days = await sql.all<ExpiredDay>(
-          `SELECT id, ${statistics.column} AS owner, DATE_FORMAT(run_date, '%Y-%m-%d') AS day,
+          `SELECT id, ${statistics.column} AS owner, ${sql.dialect.dayText('run_date')} AS day,
              total_run_count AS runs, total_run_time AS run_time
-           FROM ${statistics.table} WHERE run_date < ? ORDER BY run_date, id LIMIT ? FOR UPDATE`,
+           FROM ${statistics.table} WHERE run_date < ? ORDER BY run_date, id LIMIT ?${sql.dialect.forUpdate}`,
           [firstKeptDay, this.#size],
         );
         if (days.length === 0) return 0;

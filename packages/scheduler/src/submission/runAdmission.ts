@@ -224,10 +224,12 @@ export function quotaOwnerKey(submission: Pick<Submission, 'owner' | 'orgId'>): 
  */
 async function lockQuotaOwner(sql: Sql, ownerKey: string): Promise<void> {
   await sql.run(
-    'INSERT INTO quota_owner (owner_key) VALUES (?) ON DUPLICATE KEY UPDATE owner_key = owner_key',
+    `INSERT INTO quota_owner (owner_key) VALUES (?) ${sql.dialect.onConflictIgnore(['owner_key'])}`,
     [ownerKey],
   );
-  await sql.all('SELECT owner_key FROM quota_owner WHERE owner_key = ? FOR UPDATE', [ownerKey]);
+  await sql.all(`SELECT owner_key FROM quota_owner WHERE owner_key = ?${sql.dialect.forUpdate}`, [
+    ownerKey,
+  ]);
 }
 
 /** This calendar month in `timeZone` as a half-open date range: `[first, next)`. */

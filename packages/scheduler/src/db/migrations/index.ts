@@ -3,12 +3,21 @@ import { Migration0002PipelineTables } from './Migration0002PipelineTables.ts';
 import { Migration0003ReadModelIndexes } from './Migration0003ReadModelIndexes.ts';
 import { Migration0004MonthlyStatistics } from './Migration0004MonthlyStatistics.ts';
 import { Migration0005FairShareIndexes } from './Migration0005FairShareIndexes.ts';
+import { SqliteMigration0001ReadModel } from './sqlite/SqliteMigration0001ReadModel.ts';
 
-/** Every migration, in order. A new one is added at the end and never edited afterwards. */
+/**
+ * Every MariaDB migration, in order. A new one is added at the end and never edited
+ * afterwards, and its SQLite counterpart goes at the end of `sqliteMigrationsList`.
+ */
 export const migrationsList = [
   { name: 'Migration0001OriginalTables', class: Migration0001OriginalTables },
   { name: 'Migration0002PipelineTables', class: Migration0002PipelineTables },
   { name: 'Migration0003ReadModelIndexes', class: Migration0003ReadModelIndexes },
   { name: 'Migration0004MonthlyStatistics', class: Migration0004MonthlyStatistics },
   { name: 'Migration0005FairShareIndexes', class: Migration0005FairShareIndexes },
+];
+
+/** The same read model in a SQLite file (a single scheduler's first run, see `openDatabase`). */
+export const sqliteMigrationsList = [
+  { name: 'SqliteMigration0001ReadModel', class: SqliteMigration0001ReadModel },
 ];

@@ -1,4 +1,5 @@
 import type { MikroORM } from '@mikro-orm/mariadb';
+import type { SqlDialect } from '../../db/dialect.ts';
 import { withinDeadline } from '../httpErrors.ts';
 
 /** Runs one read query against the read model and returns its rows. */
@@ -31,6 +32,8 @@ export function pageWindow(page: number, perPage: number): [number, number] {
 /** What every read route needs: the read model, the configured zone and the clock. */
 export interface ReadContext {
   selectRows: SelectRows;
+  /** The forms in which the read model's SQL differs between MariaDB and SQLite. */
+  dialect: SqlDialect;
   /** IANA zone of statistics days and of the times in answers (`TIME_ZONE`). */
   timeZone: string;
   now: () => Date;

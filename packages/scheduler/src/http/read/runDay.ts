@@ -1,3 +1,4 @@
+import type { SqlDialect } from '../../db/dialect.ts';
 import { offsetStretches, sqlUtc } from './zonedTime.ts';
 
 /**
@@ -13,6 +14,7 @@ export function localDayExpression(
   first: Date,
   last: Date,
   timeZone: string,
+  dialect: SqlDialect,
 ): { sql: string; params: unknown[] } {
   const stretches = offsetStretches(first, last, timeZone);
   const params: unknown[] = [];
@@ -30,7 +32,7 @@ export function localDayExpression(
     });
     offset = `(CASE ${branches.join(' ')} END)`;
   }
-  return { sql: `DATE(DATE_ADD(${column}, INTERVAL ${offset} MINUTE))`, params };
+  return { sql: dialect.dayAfterMinutes(column, offset), params };
 }
 
 /** A `datetime` value as the driver returns it (`YYYY-MM-DD HH:MM:SS[.ffffff]`, UTC). */

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { SqlDialect } from '../../db/dialect.ts';
 import {
   addBaseAndTimeRange,
   orgIdValue,
@@ -17,8 +18,8 @@ export const maxRunStatisticsPerPage = 1000;
  * (refused, its script missing) counts as an unsuccessful run with no run time; the
  * run time is summed to the microsecond and rounded once, to whole seconds.
  */
-const counters = `COUNT(*) AS number_of_runs,
-  SUM(GREATEST(TIMESTAMPDIFF(MICROSECOND, started_at, finished_at), 0)) AS run_time_us,
+const countersIn = (dialect: SqlDialect) => `COUNT(*) AS number_of_runs,
+  SUM(${dialect.greatest(dialect.microsecondsBetween('started_at', 'finished_at'), '0')}) AS run_time_us,
   SUM(operate_from = 'manualy') AS triggered_manually,
   SUM(operate_from = 'automation-rule') AS triggered_by_automation_rule,
   SUM(success = 1) AS successful_runs,
@@ -50,6 +51,7 @@ export function runStatisticsRoutes(app: FastifyInstance, context: ReadContext):
     const parsed = runStatisticsRequest(request.query, context.timeZone, false);
     if (!parsed.ok) return jsonBadRequest(reply, parsed.reason);
     const { where, params, limit } = parsed.value;
+    const counters = countersIn(context.dialect);
 
     // The count and the page do not depend on each other: ask for both at once.
     const [[counted], rows] = await Promise.all([
@@ -76,7 +78,14 @@ export function runStatisticsRoutes(app: FastifyInstance, context: ReadContext):
 
     const span = await finishedSpan(context, where, params);
     if (span === null) return { results: [], total_count: 0 };
-    const day = localDayExpression('finished_at', span.first, span.last, context.timeZone);
+    const day = localDayExpression(
+      'finished_at',
+      span.first,
+      span.last,
+      context.timeZone,
+      context.dialect,
+    );
+    const counters = countersIn(context.dialect);
 
     // The count and the page do not depend on each other: ask for both at once.
     const [[counted], rows] = await Promise.all([

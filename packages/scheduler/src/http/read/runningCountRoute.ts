@@ -6,7 +6,10 @@ import { plainBadRequest } from './replies.ts';
 import { monthDays } from './zonedTime.ts';
 
 /** The month a request names, or the current one in the configured zone. */
-export function requestedMonth(raw: string | undefined, clock: Omit<ReadContext, 'selectRows'>) {
+export function requestedMonth(
+  raw: string | undefined,
+  clock: Pick<ReadContext, 'timeZone' | 'now'>,
+) {
   return raw === undefined
     ? monthValue(localDate(clock.now(), clock.timeZone).slice(0, 7))
     : monthValue(raw);

@@ -18,11 +18,9 @@ export const maxTaskLogsPerPage = 1000;
  * already decoded, and must match exactly: the column's collation folds case, accents and
  * emoji, so the index finds the candidates and a binary comparison keeps the right ones.
  */
-const scriptRunsWhere =
-  'dtable_uuid = ? AND script_name = ? AND script_name COLLATE utf8mb4_nopad_bin = ?';
-
 export function taskLogRoutes(app: FastifyInstance, context: ReadContext): void {
   const { selectRows, timeZone } = context;
+  const scriptRunsWhere = `dtable_uuid = ? AND script_name = ? AND ${context.dialect.exactly('script_name')} = ?`;
   app.get<{ Params: TaskLogParams }>(
     '/tasks/:dtableUuid/:scriptName/logs/',
     async (request, reply) => {
