@@ -22,8 +22,9 @@ LABEL org.opencontainers.image.title="seatable-pipeline-scheduler" \
       org.opencontainers.image.description="SeaTable Python pipeline: scheduler (HTTP API, claims, projection)" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
+# PIPELINE_VERSION: what /healthz and pipeline_build_info{version} show at run time.
 ENV NODE_ENV=production \
-    VERSION=${VERSION} \
+    PIPELINE_VERSION=${VERSION} \
     SCHEDULER_HOST=0.0.0.0 \
     SCHEDULER_PORT=5055
 WORKDIR /app
@@ -33,8 +34,10 @@ COPY packages/scheduler/src packages/scheduler/src
 # The image's own unprivileged user (uid 1000); the scheduler needs no privilege.
 USER node
 EXPOSE 5055
-HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.SCHEDULER_PORT}/healthz`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# Healthy when /readyz says ready (NATS and MariaDB answer), asked with the scheduler's own
+# token; `docker inspect` shows the probe's last answers.
+HEALTHCHECK --interval=15s --timeout=6s --start-period=30s --retries=3 \
+  CMD ["node", "packages/scheduler/src/metrics/healthProbe.ts"]
 STOPSIGNAL SIGTERM
 # A smaller young generation and a bounded old one: about 170 MB instead of 285 MB under a
 # burst of submissions (README, "The scheduler's memory").

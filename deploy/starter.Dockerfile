@@ -23,9 +23,13 @@ LABEL org.opencontainers.image.title="seatable-pipeline-starter" \
       org.opencontainers.image.description="SeaTable Python pipeline: starter (runs scripts in Docker sandboxes)" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
+# PIPELINE_VERSION: what /healthz, pipeline_build_info{version} and the heartbeat show.
+# The metrics port is on so the health check can ask /readyz; it needs PIPELINE_METRICS_TOKEN.
 ENV NODE_ENV=production \
-    VERSION=${VERSION} \
-    DOCKER_SOCKET=/var/run/docker.sock
+    PIPELINE_VERSION=${VERSION} \
+    DOCKER_SOCKET=/var/run/docker.sock \
+    PYTHON_STARTER_METRICS_PORT=9464 \
+    STARTER_HTTP_HOST=0.0.0.0
 WORKDIR /app
 COPY --from=dependencies /app ./
 COPY packages/events/src packages/events/src
@@ -35,10 +39,11 @@ COPY packages/starter/src packages/starter/src
 # added (compose: group_add DOCKER_GID). Whoever holds that socket controls the host's Docker
 # engine: keep the starter on hosts that run nothing but runner containers.
 USER node
-# TODO(#8): the check proves only that the Docker engine answers on the socket;
-# a check of the starter's own heartbeat in the fleet bucket would also catch a stuck starter.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "require('node:http').get({ socketPath: process.env.DOCKER_SOCKET, path: '/_ping' }, (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))"]
+EXPOSE 9464
+# Healthy when /readyz says ready: NATS answers, the Docker engine answers, and the fleet
+# bucket took its heartbeat lately (a starter the scheduler no longer sees is not healthy).
+HEALTHCHECK --interval=30s --timeout=6s --start-period=30s --retries=3 \
+  CMD ["node", "packages/starter/src/metrics/healthProbe.ts"]
 # The starter finishes the runs in progress on SIGTERM; give it their timeout (compose: stop_grace_period).
 STOPSIGNAL SIGTERM
 CMD ["node", "packages/starter/src/main.ts"]

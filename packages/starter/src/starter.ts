@@ -11,14 +11,14 @@ import {
 } from '@pipeline/runner';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
-import packageJson from '../package.json' with { type: 'json' };
 import { describeConfig, type StarterConfig } from './config.ts';
 import { createStreamIfMissing, RunRequestConsumer } from './consuming/runRequestConsumer.ts';
 import { RunSlots } from './consuming/runSlots.ts';
 import { dockerClient, engineEndpoint } from './dockerConnection.ts';
 import { LiveOutput } from './execution/liveOutput.ts';
 import { RunExecution } from './execution/runExecution.ts';
-import { Heartbeat } from './fleet/heartbeat.ts';
+import { fleetEntryTtlMs, Heartbeat } from './fleet/heartbeat.ts';
+import { runningVersion } from './metrics/buildInfo.ts';
 import { MeasuredPublisher } from './metrics/measuredPublisher.ts';
 import { MeasuredSandbox } from './metrics/measuredSandbox.ts';
 import { type StarterHttpServer, startStarterHttp } from './metrics/starterHttp.ts';
@@ -97,7 +97,7 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
       busy: slots.busy,
       draining,
       startedAt,
-      version: packageJson.version,
+      version: runningVersion(),
     }),
   });
   const consumer = new RunRequestConsumer({
@@ -111,7 +111,7 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
     execute: (assignment, runLog) => execution.execute(assignment, runLog),
   });
   // Before the starter joins the fleet, so a port in use stops it before it takes work.
-  const http = await startHttp(config, metrics, nc, docker, log);
+  const http = await startHttp(config, metrics, nc, docker, heartbeat, log);
   await sweepDepartedStarters(sandbox, heartbeat, config.starterId, installation, log);
   // In the fleet before the first container exists, so another starter's sweep spares it.
   await heartbeat.beat();
@@ -148,12 +148,17 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
   };
 }
 
-/** `/healthz`, `/readyz` (NATS answers a round trip, the engine a ping) and `/metrics`. */
+/**
+ * `/healthz`, `/readyz` and `/metrics`. Ready: NATS answers a round trip, the engine a ping,
+ * and the fleet bucket took a heartbeat lately (else the scheduler counts this starter as
+ * gone and its runs as lost, whatever NATS and Docker say).
+ */
 async function startHttp(
   config: StarterConfig,
   metrics: StarterMetrics,
   nc: NatsConnection,
   docker: Docker,
+  heartbeat: Heartbeat,
   log: Logger,
 ): Promise<StarterHttpServer | null> {
   if (!config.http) return null;
@@ -168,6 +173,14 @@ async function startHttp(
       },
       docker: async () => {
         await docker.ping();
+      },
+      heartbeat: async () => {
+        const last = heartbeat.lastBeatAt;
+        if (last === null) throw new Error('no heartbeat stored in the fleet bucket yet');
+        const ageMs = Date.now() - last.getTime();
+        if (ageMs > fleetEntryTtlMs) {
+          throw new Error(`last heartbeat stored ${Math.round(ageMs / 1000)} s ago`);
+        }
       },
     },
   });

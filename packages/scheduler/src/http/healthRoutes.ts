@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { runningVersion } from '../metrics/buildInfo.ts';
 import type { Readiness } from '../metrics/readiness.ts';
 import type { SchedulerMetrics, ScrapeSample } from '../metrics/schedulerMetrics.ts';
 import { countSubmissionRefusals } from '../metrics/submissionRefusals.ts';
@@ -19,13 +20,14 @@ export interface HealthRouteDeps {
 }
 
 /**
- * Liveness without a token (`/healthz`: the process answers), readiness and Prometheus
+ * Liveness without a token (`/healthz`: the process answers, with its version), readiness and Prometheus
  * metrics with it (`/readyz`, `/metrics`; Prometheus sends `Authorization: Bearer`). Also
  * times every answer of the app for the HTTP latency histogram, so it is called on the root
  * instance, before the other routes' plugins.
  */
 export async function healthRoutes(app: FastifyInstance, deps: HealthRouteDeps): Promise<void> {
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  const version = runningVersion();
+  app.get('/healthz', async () => ({ status: 'ok', version }));
 
   const observability = deps.observability;
   if (!observability) return;

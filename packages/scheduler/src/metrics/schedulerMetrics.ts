@@ -1,5 +1,6 @@
 import { finishedOutcome, type RunEvent } from '@pipeline/events';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { runningVersion } from './buildInfo.ts';
 
 /** How a run ended, as the operator reads it; one label value each. */
 export const runOutcomes = [
@@ -63,9 +64,22 @@ export class SchedulerMetrics {
   private readonly fleetSlots: Gauge<'state'>;
   private readonly sourceUp: Gauge<'source'>;
 
-  constructor(options: { processMetrics?: boolean } = {}) {
+  constructor(options: { processMetrics?: boolean; version?: string } = {}) {
     const registers = [this.registry];
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'pipeline_build_info',
+      help: 'Always 1; its labels say which component runs which version on which Node',
+      labelNames: ['component', 'version', 'node'],
+      registers,
+    }).set(
+      {
+        component: 'scheduler',
+        version: options.version ?? runningVersion(),
+        node: process.version,
+      },
+      1,
+    );
     this.httpDuration = new Histogram({
       name: 'pipeline_scheduler_http_request_duration_seconds',
       help: 'HTTP requests answered, by method, route pattern and status class',

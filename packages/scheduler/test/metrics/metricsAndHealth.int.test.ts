@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import type { MikroORM } from '@mikro-orm/mariadb';
 import { Kvm } from '@nats-io/kv';
 import { bucketNames, encodeJson, ensureStarterConsumer, outputTexts } from '@pipeline/events';
 import type { FastifyInstance } from 'fastify';
+import packageJson from '../../package.json' with { type: 'json' };
 import { migrateDatabase, openDatabase } from '../../src/db/orm.ts';
 import { FleetView, heartbeatStaleMs } from '../../src/fleet/fleetView.ts';
 import { buildApp } from '../../src/http/app.ts';
@@ -17,6 +21,8 @@ import { append, runClaimed, runFinished, runStarted } from '../support/events.t
 import { type Services, standardSubmission, startServices } from '../support/harness.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcpProxy.ts';
 import { metricValue } from './exposition.ts';
+
+const run = promisify(execFile);
 
 const timeZone = 'Europe/Berlin';
 let services: Services;
@@ -147,10 +153,67 @@ async function putHeartbeat(starterId: string, slots: number, busy: number): Pro
 }
 
 describe('liveness', () => {
-  test('answers /healthz without a token', async () => {
+  test('answers /healthz without a token, with the version it runs', async () => {
     const response = await app.inject({ method: 'GET', url: '/healthz' });
     assert.equal(response.statusCode, 200);
-    assert.deepEqual(response.json(), { status: 'ok' });
+    assert.deepEqual(response.json(), { status: 'ok', version: packageJson.version });
+  });
+});
+
+describe('the health check of the image', () => {
+  /** Run as Docker runs it: a process of its own with the scheduler's environment. */
+  async function runProbe(env: Record<string, string>): Promise<{ code: number; line: string }> {
+    const probe = join(import.meta.dirname, '..', '..', 'src', 'metrics', 'healthProbe.ts');
+    const base = {
+      PATH: process.env.PATH ?? '',
+      SEATABLE_SERVER_URL: services.standin.url,
+      NATS_URL: services.nats.url,
+    };
+    try {
+      const { stdout } = await run(process.execPath, [probe], { env: { ...base, ...env } });
+      return { code: 0, line: stdout.trim() };
+    } catch (error) {
+      const failed = error as { code?: number; stdout?: string };
+      return { code: failed.code ?? -1, line: String(failed.stdout ?? '').trim() };
+    }
+  }
+
+  test('passes while /readyz says ready, and fails with a wrong token or nothing listening', async () => {
+    const listening = await buildApp({
+      authToken: token,
+      timeZone,
+      maxBodyBytes: 1_000_000,
+      logger: services.logger,
+      orm: services.orm,
+      admission: admissionFor(new SchedulerMetrics({ processMetrics: false })),
+      observability: {
+        metrics: new SchedulerMetrics({ processMetrics: false }),
+        sample: async () => ({ projectionLag: null, startersQueue: null, fleet: null }),
+        readiness: () =>
+          checkReadiness({
+            connection: services.connection,
+            eventLog: services.eventLog,
+            orm: services.orm,
+          }),
+      },
+    });
+    await listening.listen({ host: '127.0.0.1', port: 0 });
+    const address = listening.server.address();
+    const port = String(typeof address === 'object' && address ? address.port : 0);
+    try {
+      const healthy = await runProbe({ PYTHON_SCHEDULER_AUTH_TOKEN: token, SCHEDULER_PORT: port });
+      assert.equal(healthy.code, 0, healthy.line);
+      assert.match(healthy.line, /^200 \{"status":"ready"/);
+
+      const wrong = await runProbe({ PYTHON_SCHEDULER_AUTH_TOKEN: 'wrong', SCHEDULER_PORT: port });
+      assert.equal(wrong.code, 1);
+      assert.match(wrong.line, /^403 /);
+    } finally {
+      await listening.close();
+    }
+    const gone = await runProbe({ PYTHON_SCHEDULER_AUTH_TOKEN: token, SCHEDULER_PORT: port });
+    assert.equal(gone.code, 1);
+    assert.match(gone.line, /did not answer/);
   });
 });
 
@@ -184,6 +247,14 @@ describe('metrics', () => {
     ]) {
       assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), `${name} is missing`);
     }
+    assert.equal(
+      metricValue(text, 'pipeline_build_info', {
+        component: 'scheduler',
+        version: packageJson.version,
+        node: process.version,
+      }),
+      1,
+    );
   });
 
   test('counts an accepted submission, its queued request and its projected finish', async () => {

@@ -28,6 +28,7 @@ export class Heartbeat {
   private bucket: KV | null = null;
   private failing = false;
   private stopped = false;
+  private lastStoredAt: Date | null = null;
 
   constructor(options: HeartbeatOptions) {
     this.options = options;
@@ -52,6 +53,7 @@ export class Heartbeat {
       const bucket = await this.openBucket();
       const heartbeat: StarterHeartbeat = { ...describe(), at: new Date().toISOString() };
       await bucket.put(heartbeat.starterId, encodeJson(heartbeat));
+      this.lastStoredAt = new Date();
       if (this.failing) log.info({ bucket: bucketNames.fleet(naming) }, 'heartbeat restored');
       this.failing = false;
     } catch (error) {
@@ -59,6 +61,11 @@ export class Heartbeat {
       if (!this.failing) log.warn({ err: error }, 'heartbeat failed');
       this.failing = true;
     }
+  }
+
+  /** When a beat was last stored in the fleet bucket; null before the first. */
+  get lastBeatAt(): Date | null {
+    return this.lastStoredAt;
   }
 
   /** The starter ids with a live heartbeat, or null when the bucket cannot be read. */

@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { runningVersion } from './buildInfo.ts';
 import type { StarterMetrics } from './starterMetrics.ts';
 
 export type CheckResult = { status: 'ok' } | { status: 'failed'; reason: string };
@@ -29,8 +30,8 @@ export interface StarterHttpServer {
 }
 
 /**
- * The starter's small HTTP side: `/healthz` (no token: the process answers), `/readyz`
- * (NATS and the Docker engine answer) and `/metrics` for Prometheus, both behind the token.
+ * The starter's small HTTP side: `/healthz` (no token: the process answers, with its
+ * version), `/readyz` (its checks: NATS, the Docker engine, its heartbeat) and `/metrics` for Prometheus, both behind the token.
  */
 export async function startStarterHttp(options: StarterHttpOptions): Promise<StarterHttpServer> {
   const server = createServer((request, response) => {
@@ -69,7 +70,7 @@ async function answer(
     return;
   }
   if (path === '/healthz') {
-    sendJson(response, 200, { status: 'ok' });
+    sendJson(response, 200, { status: 'ok', version: runningVersion() });
     return;
   }
   if (path !== '/readyz' && path !== '/metrics') {

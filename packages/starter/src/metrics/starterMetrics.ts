@@ -1,5 +1,6 @@
 import { type FinishedOutcome, finishedOutcome, type RunFinished } from '@pipeline/events';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { runningVersion } from './buildInfo.ts';
 
 /** How a run ended on this starter; the same words as the scheduler's metrics. */
 export type StarterRunOutcome = FinishedOutcome;
@@ -27,9 +28,18 @@ export class StarterMetrics {
   private readonly outputDropped: Counter;
   private slots: SlotCounts | undefined;
 
-  constructor(options: { processMetrics?: boolean } = {}) {
+  constructor(options: { processMetrics?: boolean; version?: string } = {}) {
     const registers = [this.registry];
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'pipeline_build_info',
+      help: 'Always 1; its labels say which component runs which version on which Node',
+      labelNames: ['component', 'version', 'node'],
+      registers,
+    }).set(
+      { component: 'starter', version: options.version ?? runningVersion(), node: process.version },
+      1,
+    );
     this.runsStarted = new Counter({
       name: 'pipeline_starter_runs_started_total',
       help: 'Runs whose container this starter started',

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
+import packageJson from '../../package.json' with { type: 'json' };
 import { RunSlots } from '../../src/consuming/runSlots.ts';
 import { type StarterHttpServer, startStarterHttp } from '../../src/metrics/starterHttp.ts';
 import { StarterMetrics } from '../../src/metrics/starterMetrics.ts';
@@ -41,10 +42,10 @@ async function get(path: string, authorization?: string): Promise<Response> {
 }
 
 describe('starter health and metrics server', () => {
-  test('answers /healthz without a token', async () => {
+  test('answers /healthz without a token, with the version it runs', async () => {
     const response = await get('/healthz');
     assert.equal(response.status, 200);
-    assert.deepEqual(await response.json(), { status: 'ok' });
+    assert.deepEqual(await response.json(), { status: 'ok', version: packageJson.version });
   });
 
   test('refuses /metrics and /readyz without the token', async () => {
@@ -58,6 +59,13 @@ describe('starter health and metrics server', () => {
     const text = await response.text();
     assert.match(text, /^pipeline_starter_slots_total 4$/m);
     assert.match(text, /^pipeline_starter_slots_busy 1$/m);
+    assert.match(
+      text,
+      new RegExp(
+        `^pipeline_build_info\\{component="starter",version="${packageJson.version}",node="${process.version}"\\} 1$`,
+        'm',
+      ),
+    );
     for (const name of [
       'pipeline_starter_runs_started_total',
       'pipeline_starter_runs_finished_total',

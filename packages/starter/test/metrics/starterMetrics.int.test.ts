@@ -1,12 +1,16 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import { StarterHarness } from '../support/starterHarness.ts';
 
 /**
  * The starter's metrics and health server with the real engine, the offline runner image
  * and a nats-server of the test's own: runs move the counters, the engine and NATS answer.
  */
+const run = promisify(execFile);
 const harness = new StarterHarness('metrics');
 const token = 'starter-metrics-test-token';
 let url: string;
@@ -48,7 +52,42 @@ function sample(text: string, series: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
+/** The image's health check, run as Docker runs it: a process of its own, judged by its exit. */
+async function runProbe(env: Record<string, string>): Promise<{ code: number; line: string }> {
+  const probe = join(import.meta.dirname, '..', '..', 'src', 'metrics', 'healthProbe.ts');
+  try {
+    const { stdout } = await run(process.execPath, [probe], {
+      env: { PATH: process.env.PATH, ...env },
+    });
+    return { code: 0, line: stdout.trim() };
+  } catch (error) {
+    const failed = error as { code?: number; stdout?: string };
+    return { code: failed.code ?? -1, line: String(failed.stdout ?? '').trim() };
+  }
+}
+
 describe('starter metrics with the real engine', () => {
+  test('the health check of the image passes with the token and fails without the port or the right token', async () => {
+    const port = new URL(url).port;
+    const healthy = await runProbe({
+      PYTHON_STARTER_METRICS_PORT: port,
+      PIPELINE_METRICS_TOKEN: token,
+    });
+    assert.equal(healthy.code, 0, healthy.line);
+    assert.match(healthy.line, /^200 .*"heartbeat":\{"status":"ok"\}/);
+
+    const wrongToken = await runProbe({
+      PYTHON_STARTER_METRICS_PORT: port,
+      PIPELINE_METRICS_TOKEN: 'wrong',
+    });
+    assert.equal(wrongToken.code, 1);
+    assert.match(wrongToken.line, /^403 /);
+
+    const off = await runProbe({});
+    assert.equal(off.code, 1);
+    assert.match(off.line, /PYTHON_STARTER_METRICS_PORT is off/);
+  });
+
   test('answers /healthz without a token and /readyz with NATS and Docker ok', async () => {
     const health = await fetch(`${url}/healthz`);
     assert.equal(health.status, 200);
@@ -56,7 +95,7 @@ describe('starter metrics with the real engine', () => {
     assert.equal(ready.status, 200);
     assert.deepEqual(await ready.json(), {
       status: 'ready',
-      checks: { nats: { status: 'ok' }, docker: { status: 'ok' } },
+      checks: { nats: { status: 'ok' }, docker: { status: 'ok' }, heartbeat: { status: 'ok' } },
     });
   });
 
@@ -71,6 +110,10 @@ describe('starter metrics with the real engine', () => {
     assert.equal(accents.finished.data.outputTruncated, true);
 
     const text = await scrape();
+    assert.match(
+      text,
+      /^pipeline_build_info\{component="starter",version="[^"]+",node="v\d+[^"]*"\} 1$/m,
+    );
     assert.equal(sample(text, 'pipeline_starter_slots_total'), 3);
     assert.equal(sample(text, 'pipeline_starter_slots_busy'), 0);
     assert.equal(sample(text, 'pipeline_starter_runs_started_total'), 4);

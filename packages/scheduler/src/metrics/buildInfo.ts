@@ -1,0 +1,11 @@
+import packageJson from '../../package.json' with { type: 'json' };
+
+/**
+ * The version this scheduler runs: `PIPELINE_VERSION`, which the image sets from its release tag
+ * (deploy/scheduler.Dockerfile, build argument `VERSION`), or the package's own version when it
+ * runs from a checkout. `/healthz` and `pipeline_build_info` show it.
+ */
+export function runningVersion(env: Record<string, string | undefined> = process.env): string {
+  const fromImage = env.PIPELINE_VERSION?.trim();
+  return fromImage ? fromImage : packageJson.version;
+}
