@@ -1,8 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { MikroORM } from '@mikro-orm/mariadb';
+// The SQLite driver is MikroORM's generic one from @mikro-orm/sql, which @mikro-orm/mariadb
+// re-exports (the same 7.2.1 copy): no further package, nothing to compile.
+import { MikroORM, NodeSqliteDialect, SqliteDriver, SqlMikroORM } from '@mikro-orm/mariadb';
 import { Migrator } from '@mikro-orm/migrations';
-import { NodeSqliteDialect, SqliteDriver, MikroORM as SqlMikroORM } from '@mikro-orm/sql';
 import { migrationsList, sqliteMigrationsList } from './migrations/index.ts';
 
 export interface DatabaseSettings {

@@ -1,6 +1,5 @@
 import type { Transaction } from '@mikro-orm/core';
-import type { MikroORM } from '@mikro-orm/mariadb';
-import { SqlitePlatform } from '@mikro-orm/sql';
+import { type MikroORM, SqlitePlatform } from '@mikro-orm/mariadb';
 import { isTransactionConflict } from './dbErrors.ts';
 import { mariadbDialect, type SqlDialect, sqliteDialect } from './dialect.ts';
 
