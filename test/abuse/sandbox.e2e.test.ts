@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { outputTexts } from '@pipeline/events';
 import Docker from 'dockerode';
-import { type Pipeline, type RunView, startPipeline } from '../support/pipeline.ts';
+import { type Pipeline, type RunView, startPipeline, untilNoneLeft } from '../support/pipeline.ts';
 
 // Hostile scripts against the real engine (issue #4, "Done when"): each one fails safely,
 // the run ends finished with an output a person can read, and no container is left.
@@ -38,17 +38,22 @@ async function run(script: string): Promise<RunView> {
   const finished = await pipeline.waitFinished(submitted.id, submitted.scriptName, 90_000);
   assert.equal(finished.state, 'finished');
   assert.equal(typeof finished.output, 'string');
-  const left = await docker.listContainers({
-    all: true,
-    // Run ids are per log: other test files' logs have the same ids, their starters not.
-    filters: {
-      label: [
-        `org.seatable.pipeline.run-id=${finished.id}`,
-        `org.seatable.pipeline.starter-id=${pipeline.starterIds[0]}`,
-      ],
-    },
-  });
-  assert.equal(left.length, 0, 'no container is left behind');
+  const left = await untilNoneLeft(
+    async () =>
+      (
+        await docker.listContainers({
+          all: true,
+          // Run ids are per log: other test files' logs have the same ids, their starters not.
+          filters: {
+            label: [
+              `org.seatable.pipeline.run-id=${finished.id}`,
+              `org.seatable.pipeline.starter-id=${pipeline.starterIds[0]}`,
+            ],
+          },
+        })
+      ).length,
+  );
+  assert.equal(left, 0, 'no container is left behind');
   return finished;
 }
 

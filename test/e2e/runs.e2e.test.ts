@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { outputTexts } from '@pipeline/events';
 import Docker from 'dockerode';
-import { type Pipeline, startPipeline } from '../support/pipeline.ts';
+import { type Pipeline, startPipeline, untilNoneLeft } from '../support/pipeline.ts';
 
 // The whole path as SeaTable sees it: POST /run-script/, then GET until finished, with a
 // real scheduler, starter, NATS, MariaDB and Docker engine (issue #2, "Done when").
@@ -28,6 +28,10 @@ async function run(script: string, body: Record<string, unknown> = {}) {
 }
 
 async function containersOfRun(runId: number): Promise<number> {
+  return await untilNoneLeft(() => containersOfRunNow(runId));
+}
+
+async function containersOfRunNow(runId: number): Promise<number> {
   const containers = await docker.listContainers({
     all: true,
     // Run ids are per log: other test files' logs have the same ids, their starters not.

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { outputTexts } from '@pipeline/events';
 import Docker from 'dockerode';
-import { type Pipeline, type RunView, startPipeline } from '../support/pipeline.ts';
+import { type Pipeline, type RunView, startPipeline, untilNoneLeft } from '../support/pipeline.ts';
 
 // The operator's run controls (issue #4): cancelling pending and running runs, and the
 // fleet listing, against two in-process starters of one slot each on the real engine.
@@ -43,6 +43,10 @@ async function cancel(id: number | string): Promise<{ status: number; body: unkn
 }
 
 async function containersOfRun(runId: number): Promise<number> {
+  return await untilNoneLeft(() => containersOfRunNow(runId));
+}
+
+async function containersOfRunNow(runId: number): Promise<number> {
   // Run ids are per log: other test files' logs have the same ids, their starters not.
   let count = 0;
   for (const starterId of pipeline.starterIds) {

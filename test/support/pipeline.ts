@@ -18,6 +18,19 @@ import { type NatsServer, startNatsServer } from './nats.ts';
 export const testRunnerImage =
   process.env.PYTHON_RUNNER_IMAGE ?? 'seatable-pipeline-runner:offline';
 
+/**
+ * Counts what `count` finds until it is 0, for up to 10 s, and returns the last count. A
+ * run's result is published before its container is torn down, so a container may still
+ * be on its way out when the run is seen finished.
+ */
+export async function untilNoneLeft(count: () => Promise<number>): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    const left = await count();
+    if (left === 0 || attempt >= 200) return left;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 export const baseUuid = '6a1f3c2e-9b7d-4e21-8f0a-0c5d2b7e9a11';
 
 export interface PipelineOptions {
@@ -112,6 +125,9 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     PYTHON_RUNNER_PIDS_LIMIT: '128',
     PYTHON_RUNNER_TMPFS_MOUNT_SIZE_IN_BYTES: String(100 * 1024 * 1024),
     PYTHON_STARTER_THREAD_COUNT: '4',
+    // Cold starts unless a test asks for the warm pool: a test that counts a starter's
+    // containers then sees only those of its runs.
+    PYTHON_STARTER_POOL_SIZE: '0',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...options.env,
   };

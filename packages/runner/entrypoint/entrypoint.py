@@ -12,12 +12,19 @@ input holds exactly the context bytes, then end of file. The exit code, the trac
 the signals that end the process are therefore the script's own.
 
 A hand-over that cannot be read or used ends the container with HANDOVER_ERROR_EXIT_CODE and
-one line on standard error. Only the standard library is used, and nothing is printed on
-success: the script's output is all there is.
+one line on standard error. Only the standard library is used. When the header names an
+`endMarker`, the end line (NUL, `pipeline-end:<marker>:<status>`, newline) follows the
+script's output on standard output once the script ended: the starter learns the end from
+it without waiting for the engine to tear the container down. Nothing else is printed: the
+script's output is all there is.
+
+The entrypoint may start long before its hand-over arrives (a prepared sandbox of the
+starter's pool): it then waits on standard input, holding nothing of any run.
 """
 
 import json
 import os
+import re
 import signal
 import sys
 
@@ -96,6 +103,18 @@ def header_env(header: dict) -> dict:
     return env
 
 
+END_MARKER_PATTERN = re.compile(r"[0-9a-f]{16,64}")
+
+
+def end_marker(header: dict):
+    value = header.get("endMarker")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not END_MARKER_PATTERN.fullmatch(value):
+        raise HandoverError("header field endMarker must be 16 to 64 lower-case hex digits")
+    return value
+
+
 def parse_header(line: bytes) -> tuple:
     try:
         header = json.loads(line.decode("utf-8"))
@@ -105,7 +124,12 @@ def parse_header(line: bytes) -> tuple:
         raise HandoverError("header line is not a JSON object")
     if header.get("v") != HEADER_VERSION:
         raise HandoverError(f"unsupported header version {header.get('v')!r}")
-    return header_env(header), byte_count(header, "scriptBytes"), byte_count(header, "contextBytes")
+    return (
+        header_env(header),
+        byte_count(header, "scriptBytes"),
+        byte_count(header, "contextBytes"),
+        end_marker(header),
+    )
 
 RUN_ROOT = "/run/pipeline"
 
@@ -218,7 +242,7 @@ def order_keeper(run_directory: str) -> str:
 
 def take_over() -> None:
     reader = HandoverReader(0)
-    env, script_bytes, context_bytes = parse_header(reader.read_line(HEADER_LIMIT_BYTES))
+    env, script_bytes, context_bytes, marker = parse_header(reader.read_line(HEADER_LIMIT_BYTES))
     source = reader.read_exactly(script_bytes, "script")
     context = reader.read_exactly(context_bytes, "context")
 
@@ -249,7 +273,11 @@ def take_over() -> None:
             os.execve(sys.executable, [sys.executable, "-B", script_path], environment)
         finally:
             os._exit(HANDOVER_ERROR_EXIT_CODE)
-    sys.exit(supervise(child))
+    status = supervise(child)
+    if marker is not None:
+        # Standard output is the pipe the script wrote to: the line comes after all it printed.
+        write_all(1, b"\0pipeline-end:" + marker.encode("ascii") + b":%d\n" % status)
+    sys.exit(status)
 
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)

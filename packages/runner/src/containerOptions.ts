@@ -9,6 +9,12 @@ export const RUN_ID_LABEL = 'org.seatable.pipeline.run-id';
 /** The starter that created the container: it removes its orphans after a crash. */
 export const STARTER_ID_LABEL = 'org.seatable.pipeline.starter-id';
 
+/**
+ * A prepared container of a starter's warm pool, not yet given to a run: the value is the
+ * hash of the sandbox profile and image it was made from (a changed one retires it).
+ */
+export const POOL_LABEL = 'org.seatable.pipeline.pool';
+
 /** Image labels the runner images set. */
 export const imageLabels = {
   runnerVersion: 'org.seatable.pipeline.runner-version',
@@ -72,6 +78,24 @@ export function containerCreateOptions(
     Tty: false,
     HostConfig: hostConfig(profile),
   };
+}
+
+/**
+ * Docker's create options for a prepared container of the warm pool: exactly those of a
+ * cold run under the same profile (same lock-down, same labels), except that no run id is
+ * known yet, so the run-id label is absent and `POOL_LABEL` carries `profileHash` instead.
+ */
+export function pooledContainerCreateOptions(
+  profile: SandboxProfile,
+  identity: { starterId: string; labels?: Record<string, string>; profileHash: string },
+): ContainerCreateOptions {
+  const options = containerCreateOptions(profile, {
+    runId: 0,
+    starterId: identity.starterId,
+    ...(identity.labels ? { labels: identity.labels } : {}),
+  });
+  const { [RUN_ID_LABEL]: _runId, ...labels } = options.Labels ?? {};
+  return { ...options, Labels: { ...labels, [POOL_LABEL]: identity.profileHash } };
 }
 
 /** Where the entrypoint writes the script; matches RUN_ROOT in entrypoint.py. */

@@ -5,6 +5,8 @@ export {
   imageLabels,
   PIPELINE_LABEL,
   PIPELINE_LABEL_VALUE,
+  POOL_LABEL,
+  pooledContainerCreateOptions,
   RUN_ID_LABEL,
   RUNNER_ENTRYPOINT,
   runLabels,
@@ -13,7 +15,14 @@ export {
   STARTER_ID_LABEL,
 } from './containerOptions.ts';
 export type { Handover } from './handover.ts';
-export { encodeHandover, HANDOVER_ERROR_EXIT_CODE, HANDOVER_VERSION } from './handover.ts';
+export {
+  END_MARKER_PATTERN,
+  encodeHandover,
+  HANDOVER_ERROR_EXIT_CODE,
+  HANDOVER_VERSION,
+  runEndLine,
+  runEndPrefix,
+} from './handover.ts';
 export type { SandboxExtraOptions } from './otherOptions.ts';
 export { emptyExtraOptions, parseOtherOptions } from './otherOptions.ts';
 export type { SandboxProfile, SandboxProfileResult } from './sandboxProfile.ts';

@@ -35,8 +35,17 @@ export interface StarterConfig {
   /** pino level (`LOG_LEVEL`). @default 'info' */
   logLevel: LogLevel;
   sandbox: SandboxProfile;
+  pool: PoolConfig;
   /** `/healthz`, `/readyz` and `/metrics`; null when `PYTHON_STARTER_METRICS_PORT` is unset or 0. */
   http: StarterHttpConfig | null;
+}
+
+/** The warm pool of prepared sandboxes (README, "The warm pool"). */
+export interface PoolConfig {
+  /** Prepared sandboxes kept waiting; 0 turns the pool off (`PYTHON_STARTER_POOL_SIZE`). @default 2 */
+  size: number;
+  /** Seconds without a run after which the pool empties (`PYTHON_STARTER_POOL_IDLE_SECONDS`). @default 300 */
+  idleSeconds: number;
 }
 
 export interface StarterHttpConfig {
@@ -69,6 +78,9 @@ export const starterDefaults = {
   natsUrl: 'nats://127.0.0.1:4222',
   subjectPrefix: 'pipeline',
   httpHost: '127.0.0.1',
+  poolSize: 2,
+  maxPoolSize: 100,
+  poolIdleSeconds: 300,
 } as const;
 
 /** Every invalid variable, one line each, so an administrator fixes them in one go. */
@@ -116,6 +128,7 @@ export function loadConfig(env: Env = process.env): StarterConfig {
     stopGraceSeconds: stopGrace(read, problems),
     logLevel: logLevel(read, problems),
     http: httpConfig(read, problems),
+    pool: poolConfig(read, problems),
   };
   if (problems.length > 0 || !sandbox) throw new ConfigError(problems);
   return { ...config, sandbox };
@@ -239,6 +252,32 @@ function stopGrace(read: Read, problems: string[]): number {
 const hostPattern =
   /^(?:[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9_-]+)*|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$/;
 
+function poolConfig(read: Read, problems: string[]): PoolConfig {
+  const sizeText = read('PYTHON_STARTER_POOL_SIZE');
+  let size: number = starterDefaults.poolSize;
+  if (sizeText !== undefined) {
+    size = /^\d+$/.test(sizeText) ? Number(sizeText) : Number.NaN;
+    if (!Number.isInteger(size) || size > starterDefaults.maxPoolSize) {
+      problems.push(
+        `PYTHON_STARTER_POOL_SIZE: must be an integer 0..${starterDefaults.maxPoolSize} (0 turns the pool off), got ${JSON.stringify(sizeText)}`,
+      );
+      size = starterDefaults.poolSize;
+    }
+  }
+  const idleText = read('PYTHON_STARTER_POOL_IDLE_SECONDS');
+  let idleSeconds: number = starterDefaults.poolIdleSeconds;
+  if (idleText !== undefined) {
+    idleSeconds = /^\d+(\.\d+)?$/.test(idleText) ? Number(idleText) : Number.NaN;
+    if (!(idleSeconds > 0) || idleSeconds > 86_400) {
+      problems.push(
+        `PYTHON_STARTER_POOL_IDLE_SECONDS: must be a number of seconds above 0, at most 86400, got ${JSON.stringify(idleText)}`,
+      );
+      idleSeconds = starterDefaults.poolIdleSeconds;
+    }
+  }
+  return { size, idleSeconds };
+}
+
 /** Off unless a port is set: a starter on a Docker host opens no port it was not asked to. */
 function httpConfig(read: Read, problems: string[]): StarterHttpConfig | null {
   const portText = read('PYTHON_STARTER_METRICS_PORT');
@@ -289,6 +328,7 @@ export function describeConfig(config: StarterConfig): Record<string, unknown> {
     starterId: config.starterId,
     stopGraceSeconds: config.stopGraceSeconds,
     image: config.sandbox.image,
+    pool: config.pool,
     http: config.http ? { host: config.http.host, port: config.http.port } : null,
   };
 }

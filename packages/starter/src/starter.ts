@@ -5,6 +5,7 @@ import type { Naming } from '@pipeline/events';
 import {
   PIPELINE_LABEL,
   PIPELINE_LABEL_VALUE,
+  pooledContainerCreateOptions,
   RUN_ID_LABEL,
   runnerNetworkCreateOptions,
   STARTER_ID_LABEL,
@@ -27,6 +28,7 @@ import { RunEventPublisher } from './publishing/runEventPublisher.ts';
 import { delay, retryDelayMs } from './retry.ts';
 import { DockerSandbox } from './sandbox/dockerSandbox.ts';
 import { removeDepartedStartersContainers, removeOrphans } from './sandbox/orphanSweep.ts';
+import { WarmPool } from './sandbox/warmPool.ts';
 
 export interface RunningStarter {
   readonly starterId: string;
@@ -66,8 +68,26 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
   const hardStop = new AbortController();
   const publisher = new RunEventPublisher(js, config.naming, log, hardStop.signal);
   const metrics = new StarterMetrics();
+  const measuredSandbox = new MeasuredSandbox(sandbox, metrics);
+  const pool =
+    config.pool.size > 0
+      ? new WarmPool({
+          sandbox: measuredSandbox,
+          engine: sandbox,
+          size: config.pool.size,
+          idleMs: config.pool.idleSeconds * 1000,
+          image: config.sandbox.image,
+          createOptions: (profileHash) =>
+            pooledContainerCreateOptions(config.sandbox, {
+              starterId: config.starterId,
+              labels: installation,
+              profileHash,
+            }),
+          log,
+        })
+      : null;
   const execution = new RunExecution(
-    new MeasuredSandbox(sandbox, metrics),
+    measuredSandbox,
     new MeasuredPublisher(publisher, metrics),
     {
       starterId: config.starterId,
@@ -80,6 +100,7 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
       onOutputDropped: (bytes) => metrics.countDroppedOutput(bytes),
     },
     new LiveOutput({ connection: nc, naming: config.naming }),
+    pool,
   );
 
   const slots = new RunSlots(config.slots);
@@ -116,6 +137,7 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
   // In the fleet before the first container exists, so another starter's sweep spares it.
   await heartbeat.beat();
   heartbeat.start();
+  pool?.start();
   consumer.start();
   log.info({ slots: config.slots }, 'starter ready');
 
@@ -127,8 +149,12 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
       stopped ??= (async () => {
         draining = true;
         log.info({ busy: slots.busy }, 'starter draining');
+        // Prepared sandboxes hold no run: they go first, and no new ones are made.
+        const poolClosed = pool?.close();
         await heartbeat.beat();
         await consumer.stop();
+        await poolClosed;
+        await execution.removalsDone();
         await execution.removals.close(removalDrainMs);
         heartbeat.stop();
         await heartbeat.withdraw(config.starterId);

@@ -16,6 +16,8 @@ export interface HandoverInput {
    * leaves its standard input empty, as the original's `if context_data` did.
    */
   contextData: unknown;
+  /** The run's end marker (`RunEndScanner`); absent, the entrypoint prints no end line. */
+  endMarker?: string;
 }
 
 /** The hand-over's bytes. They hold the API token: never log them. */
@@ -29,6 +31,7 @@ export function handoverBytes(input: HandoverInput): Buffer {
     },
     script: input.script,
     context: contextJson(input.contextData),
+    ...(input.endMarker === undefined ? {} : { endMarker: input.endMarker }),
   });
 }
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import { type ClaimReply, outputTexts, type RunFinished } from '@pipeline/events';
 import { containerCreateOptions, type SandboxProfile } from '@pipeline/runner';
@@ -5,6 +6,11 @@ import type { Logger } from 'pino';
 import type { RunEventSink } from '../publishing/runEventPublisher.ts';
 import { delay, settleWithin } from '../retry.ts';
 import { OutputCollector } from '../sandbox/outputCollector.ts';
+import {
+  type PreparedSandbox,
+  prepareSandbox,
+  SandboxCreateError,
+} from '../sandbox/preparedSandbox.ts';
 import { RemovalRetry } from '../sandbox/removalRetry.ts';
 import {
   type SandboxContainer,
@@ -12,6 +18,7 @@ import {
   type SandboxRuntime,
   shortId,
 } from '../sandbox/sandboxRuntime.ts';
+import type { WarmPool } from '../sandbox/warmPool.ts';
 import { handoverBytes } from './handover.ts';
 import type { LiveOutput, LiveOutputFollower } from './liveOutput.ts';
 import { outputPieces } from './outputPieces.ts';
@@ -49,9 +56,14 @@ const stopSlackMs = 10_000;
 /** Longest wait for the engine to remove a container before the result is published anyway. */
 const removeTimeoutMs = 30_000;
 
+/** The exit status of a process killed with SIGKILL, as the out-of-memory killer does. */
+const oomExitCode = 137;
+
 interface ContainerRun {
   /** Null when the engine never reported an exit status. */
   exitCode: number | null;
+  /** The status came from the entrypoint's end line, before the container stopped. */
+  reported: boolean;
   timedOut: boolean;
   /** The starter stopped the container because the run was cancelled. */
   cancelled: boolean;
@@ -62,8 +74,9 @@ interface ContainerRun {
 }
 
 /**
- * Carries out one claimed run: downloads the script, runs it in a fresh container, and
- * appends RunStarted and RunFinished. Never throws for a run's failure: every path ends
+ * Carries out one claimed run: downloads the script, runs it in a container used for no
+ * other run (prepared by the warm pool, or made now), and appends RunStarted and
+ * RunFinished. Never throws for a run's failure: every path ends
  * with a RunFinished and with the container removed. A cancel before the container started
  * ends the run unstarted; a cancel while it runs stops the container and keeps its output.
  */
@@ -75,17 +88,23 @@ export class RunExecution {
   readonly removals: RemovalRetry;
   private readonly liveOutput: LiveOutput | null;
 
+  private readonly pool: WarmPool | null;
+  private readonly removing = new Set<Promise<void>>();
+
+  /** `pool`: prepared sandboxes to take before making one; null starts every run cold. */
   constructor(
     sandbox: SandboxRuntime,
     publisher: RunEventSink,
     settings: RunExecutionSettings,
     liveOutput: LiveOutput | null = null,
+    pool: WarmPool | null = null,
   ) {
     this.sandbox = sandbox;
     this.publisher = publisher;
     this.settings = settings;
     this.removals = new RemovalRetry(sandbox);
     this.liveOutput = liveOutput;
+    this.pool = pool;
   }
 
   async execute(assignment: RunAssignment, log: Logger): Promise<void> {
@@ -109,62 +128,76 @@ export class RunExecution {
       return;
     }
 
-    let container: SandboxContainer;
-    try {
-      container = await this.sandbox.create(
-        assignment.runId,
-        containerCreateOptions(this.settings.sandbox, {
-          runId: assignment.runId,
-          starterId: this.settings.starterId,
-          labels: this.settings.containerLabels,
-        }),
-      );
-    } catch (error) {
-      log.error({ err: error }, 'container could not be created');
+    const prepared = await this.sandboxFor(assignment.runId, log);
+    if (!prepared) {
       await this.finishUnstarted(assignment.runId, outputTexts.failed);
       return;
     }
-    const containerLog = log.child({ containerId: shortId(container.id) });
+    const containerLog = log.child({
+      containerId: shortId(prepared.container.id),
+      ...(prepared.pooled ? { pooled: true } : {}),
+    });
     if (cancel.aborted) {
-      await this.removeContainer(container, containerLog);
+      prepared.closeStreams();
+      await this.removeContainer(prepared.container, containerLog);
       await this.finishCancelledUnstarted(assignment.runId, log);
       return;
     }
-    await this.runInContainer(assignment, download.script, container, cancel, containerLog);
+    await this.runInContainer(assignment, download.script, prepared, cancel, containerLog);
+  }
+
+  /** A prepared sandbox of the pool, else one made now; null when none could be made. */
+  private async sandboxFor(runId: number, log: Logger): Promise<PreparedSandbox | null> {
+    const pooled = await this.pool?.take(log);
+    if (pooled) return pooled;
+    try {
+      return await prepareSandbox(
+        this.sandbox,
+        runId,
+        containerCreateOptions(this.settings.sandbox, {
+          runId,
+          starterId: this.settings.starterId,
+          labels: this.settings.containerLabels,
+        }),
+        false,
+        log,
+      );
+    } catch (error) {
+      const what = error instanceof SandboxCreateError ? error.cause : error;
+      log.error({ err: what }, 'container could not be prepared');
+      return null;
+    }
   }
 
   private async runInContainer(
     assignment: RunAssignment,
     script: Uint8Array,
-    container: SandboxContainer,
+    prepared: PreparedSandbox,
     cancel: AbortSignal,
     log: Logger,
   ): Promise<void> {
-    const collector = new OutputCollector(this.settings.outputLimit);
-    const streams: Array<{ destroy(): void }> = [];
+    const { container } = prepared;
+    const endMarker = randomBytes(16).toString('hex');
+    const collector = new OutputCollector(this.settings.outputLimit, { endMarker });
     let started: Promise<void> | null = null;
     let startedAt: Date | null = null;
     let live: LiveOutputFollower | undefined;
     let finished: RunFinished['data'];
     try {
-      const output = await this.sandbox.attachOutput(container, (bytes, length) =>
-        collector.push(bytes, length),
-      );
-      streams.push({ destroy: () => output.close() });
-      const input = await this.sandbox.attachInput(container);
-      streams.push(input);
-
-      await this.sandbox.start(container);
+      prepared.routeOutput((bytes, length) => collector.push(bytes, length));
+      // The run's time, and its deadline, count from here: a prepared sandbox may have
+      // waited long before its run came.
       startedAt = new Date();
       live = this.liveOutput?.follow(assignment.runId, collector, log);
       void writeHandover(
-        input,
+        prepared.input,
         handoverBytes({
           dtableWebUrl: assignment.grant.dtableWebUrl,
           apiToken: assignment.grant.apiToken,
           timeZone: this.settings.timeZone,
           script,
           contextData: assignment.contextData,
+          endMarker,
         }),
         log,
       );
@@ -172,18 +205,32 @@ export class RunExecution {
       log.info('run started');
 
       const run = await this.waitWithDeadline(
-        container,
+        prepared,
+        collector,
         startedAt,
         assignment.grant.timeoutSeconds,
         cancel,
         log,
       );
-      await settleWithin(output.ended, outputDrainMs, null);
+      let exit: SandboxExit | null = null;
+      if (run.reported) {
+        // The end line came after all the script printed: the output is complete.
+        exit = {
+          exitCode: run.exitCode ?? -1,
+          oomKilled: false,
+          startedAt,
+          finishedAt: run.endedAt,
+        };
+      } else {
+        await settleWithin(prepared.output.ended, outputDrainMs, null);
+        exit = await this.sandbox.inspectExit(container).catch((error: unknown) => {
+          log.warn({ err: error }, 'container inspect failed');
+          return null;
+        });
+        // A prepared container started long before its run: the run's own clock counts.
+        if (exit && prepared.pooled) exit = { ...exit, startedAt, finishedAt: run.endedAt };
+      }
       collector.end();
-      const exit = await this.sandbox.inspectExit(container).catch((error: unknown) => {
-        log.warn({ err: error }, 'container inspect failed');
-        return null;
-      });
       finished = this.finishedData(run, exit, collector, assignment.grant.timeoutSeconds);
     } catch (error) {
       log.error({ err: error }, 'run failed in the sandbox');
@@ -191,10 +238,15 @@ export class RunExecution {
       finished = this.platformFailure(collector, startedAt);
     } finally {
       live?.stop();
-      for (const stream of streams) stream.destroy();
-      await this.removeContainer(container, log);
+      prepared.closeStreams();
     }
     if (collector.droppedBytes > 0) this.settings.onOutputDropped?.(collector.droppedBytes);
+    // The result goes out before the container is torn down (that takes the engine a tenth
+    // of a second or more). The removal goes on after the run gave back its slot; stopping
+    // the starter waits for it (`removalsDone`).
+    const removed = this.removeContainer(container, log);
+    this.removing.add(removed);
+    void removed.finally(() => this.removing.delete(removed));
 
     // The log must hold RunStarted before RunFinished; a failure to publish it was retried.
     if (started) await started;
@@ -214,24 +266,38 @@ export class RunExecution {
     );
   }
 
+  /** Resolves once the removals of finished runs' containers that are under way ended. */
+  async removalsDone(): Promise<void> {
+    await Promise.all([...this.removing]);
+  }
+
   private async waitWithDeadline(
-    container: SandboxContainer,
+    prepared: PreparedSandbox,
+    collector: OutputCollector,
     startedAt: Date,
     timeoutSeconds: number,
     cancel: AbortSignal,
     log: Logger,
   ): Promise<ContainerRun> {
-    const exited = this.sandbox.wait(container);
-    // A rejection is handled below; keep it from counting as unhandled meanwhile.
-    exited.catch(() => {});
+    const exited = prepared.exited;
+    // The entrypoint's end line tells the script's status as soon as the script ended. A
+    // status of 137 may be an out-of-memory kill, which only the engine can tell: then the
+    // container's own end is awaited and inspected as without the line.
+    type Ended = { code: number; reported: boolean };
+    const byEngine = (code: number): Ended => ({ code, reported: false });
+    const reported = collector.scriptEnded.then((code): Ended | Promise<Ended> =>
+      code === oomExitCode ? exited.then(byEngine) : { code, reported: true },
+    );
+    reported.catch(() => {});
     const deadline = new AbortController();
     const timer = delay(timeoutSeconds * 1000, deadline.signal).then(() => 'deadline' as const);
     const cancelled = abortedPromise(cancel, deadline.signal).then(() => 'cancelled' as const);
-    const first = await Promise.race([exited, timer, cancelled]);
+    const first = await Promise.race([exited.then(byEngine), reported, timer, cancelled]);
     deadline.abort();
     if (first !== 'deadline' && first !== 'cancelled') {
       return {
-        exitCode: first,
+        exitCode: first.code,
+        reported: first.reported,
         timedOut: false,
         cancelled: false,
         startedAt,
@@ -244,7 +310,7 @@ export class RunExecution {
     if (first === 'cancelled') log.info('run cancelled, stopping container');
     else log.info({ timeoutSeconds }, 'run timed out, stopping container');
     await this.sandbox
-      .stop(container, this.settings.stopGraceSeconds)
+      .stop(prepared.container, this.settings.stopGraceSeconds)
       .catch((error: unknown) => log.warn({ err: error }, 'container stop failed'));
     const exitCode = await settleWithin(
       exited.catch(() => null),
@@ -252,7 +318,15 @@ export class RunExecution {
       null,
     );
     const timedOut = first === 'deadline';
-    return { exitCode, timedOut, cancelled: !timedOut, startedAt, deadlineAt, endedAt: new Date() };
+    return {
+      exitCode,
+      reported: false,
+      timedOut,
+      cancelled: !timedOut,
+      startedAt,
+      deadlineAt,
+      endedAt: new Date(),
+    };
   }
 
   private finishedData(

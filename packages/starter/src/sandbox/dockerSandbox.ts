@@ -68,6 +68,31 @@ export class DockerSandbox implements SandboxRuntime {
     });
   }
 
+  /** The image's id (its content hash), or null when the engine does not have it. */
+  async imageId(image: string): Promise<string | null> {
+    return await this.call('imageExists', {}, async () => {
+      try {
+        return (await this.docker.getImage(image).inspect()).Id;
+      } catch (error) {
+        if (statusOf(error) === 404) return null;
+        throw error;
+      }
+    });
+  }
+
+  /** Whether the container exists and runs now (neither stopped, paused nor restarting). */
+  async isRunning(container: SandboxContainer): Promise<boolean> {
+    return await this.call('inspect', container, async () => {
+      try {
+        const state = (await this.handle(container).inspect()).State;
+        return state.Running && !state.Paused && !state.Restarting;
+      } catch (error) {
+        if (statusOf(error) === 404) return false;
+        throw error;
+      }
+    });
+  }
+
   async create(runId: number, options: Docker.ContainerCreateOptions): Promise<SandboxContainer> {
     const created = await this.call('create', { runId }, () =>
       this.docker.createContainer(options),

@@ -1,4 +1,5 @@
 import { TextDecoder } from 'node:util';
+import { RunEndScanner } from './runEndScanner.ts';
 
 /**
  * Turns Docker's multiplexed attach stream into the run's output.
@@ -14,6 +15,11 @@ import { TextDecoder } from 'node:util';
  * (the original's PYTHON_RUNNER_OUTPUT_LIMIT). Past the limit the bytes are parsed and
  * dropped without decoding, so an endless printer costs no memory (BC-03). It counts the
  * bytes it dropped: the frames' payload bytes minus the UTF-8 size of what it kept.
+ *
+ * With an end marker, standard output is also searched for the entrypoint's end line
+ * (`RunEndScanner`): the output stops there and `scriptEnded` resolves with the status.
+ * The line and anything after it are not the script's: they count neither as kept nor as
+ * dropped.
  */
 export class OutputCollector {
   private readonly limit: number;
@@ -29,12 +35,23 @@ export class OutputCollector {
   private full = false;
   private dropped = false;
   private ended = false;
+  private readonly endScanner: RunEndScanner | null;
+  private readonly keepBytes = (bytes: Uint8Array) => this.keep(bytes);
 
-  constructor(limit: number) {
+  constructor(limit: number, options: { endMarker?: string } = {}) {
     if (!Number.isSafeInteger(limit) || limit < 0) {
       throw new RangeError(`output limit must be a non-negative integer, got ${limit}`);
     }
     this.limit = limit;
+    this.endScanner = options.endMarker ? new RunEndScanner(options.endMarker) : null;
+  }
+
+  /**
+   * The script's exit status from the entrypoint's end line, once it was read; never
+   * resolves without an end marker or when the container ended without printing the line.
+   */
+  get scriptEnded(): Promise<number> {
+    return this.endScanner?.ended ?? new Promise(() => {});
   }
 
   /**
@@ -51,9 +68,9 @@ export class OutputCollector {
         continue;
       }
       const take = Math.min(this.frameRemaining, end - offset);
-      this.payloadBytes += take;
-      if (this.full) this.dropped = true;
-      else this.payload(chunk.subarray(offset, offset + take));
+      const bytes = chunk.subarray(offset, offset + take);
+      if (this.endScanner && this.frameStream === 1) this.endScanner.feed(bytes, this.keepBytes);
+      else this.keep(bytes);
       this.frameRemaining -= take;
       offset += take;
     }
@@ -63,6 +80,7 @@ export class OutputCollector {
   /** Flushes characters the decoders still hold (a truncated sequence becomes U+FFFD). */
   end(): void {
     if (this.ended) return;
+    this.endScanner?.flush(this.keepBytes);
     for (const decoder of this.decoders.values()) this.append(decoder.decode());
     this.ended = true;
   }
@@ -111,6 +129,12 @@ export class OutputCollector {
         (((header[5] ?? 0) << 16) | ((header[6] ?? 0) << 8) | (header[7] ?? 0));
     }
     return position;
+  }
+
+  private keep(bytes: Uint8Array): void {
+    this.payloadBytes += bytes.length;
+    if (this.full) this.dropped = true;
+    else this.payload(bytes);
   }
 
   private payload(bytes: Uint8Array): void {

@@ -137,6 +137,8 @@ export class StarterHarness {
       PYTHON_RUNNER_TMPFS_MOUNT_SIZE_IN_BYTES: String(100 * 1024 * 1024),
       PYTHON_RUNNER_NETWORK: this.network,
       PYTHON_STARTER_STOP_GRACE_SECONDS: '2',
+      // Cold starts unless a test asks for the warm pool (containersLeft counts every one).
+      PYTHON_STARTER_POOL_SIZE: '0',
       TIME_ZONE: 'Europe/Berlin',
       // Claims name a public URL the starter cannot reach; the root redirects it here.
       PYTHON_STARTER_USE_ALTERNATIVE_FILE_SERVER_ROOT: 'true',
@@ -240,8 +242,17 @@ export class StarterHarness {
     return found.map((entry) => docker.getContainer(entry.Id));
   }
 
+  /**
+   * Containers of this starter (or of one run) still there once their removal had time to
+   * finish: a run's result is published before its container is torn down, so this waits
+   * up to 10 s for the count to reach 0 and returns what is left then.
+   */
   async containersLeft(runId?: number): Promise<number> {
-    return (await this.containers(runId)).length;
+    for (let attempt = 0; ; attempt++) {
+      const left = (await this.containers(runId)).length;
+      if (left === 0 || attempt >= 200) return left;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   }
 
   private async startFileServer(): Promise<void> {
