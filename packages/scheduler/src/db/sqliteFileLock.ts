@@ -16,15 +16,20 @@ import { StartupError } from '../messaging/streamSetup.ts';
 export async function lockSqliteFile(file: string): Promise<() => Promise<void>> {
   const lockFile = `${file}.lock`;
   const mine = `${hostname()} ${process.pid}`;
-  await mkdir(dirname(lockFile), { recursive: true });
   for (let attempt = 1; ; attempt++) {
     try {
+      await mkdir(dirname(lockFile), { recursive: true });
       await writeFile(lockFile, mine, { flag: 'wx' });
       return async () => {
         if ((await readFile(lockFile, 'utf8').catch(() => '')) === mine) await unlink(lockFile);
       };
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 1) throw error;
+      const { code, message } = error as NodeJS.ErrnoException;
+      if (code !== 'EEXIST' || attempt > 1) {
+        throw new StartupError(`PIPELINE_SQLITE_FILE: cannot write next to ${file}: ${message}`, {
+          cause: error,
+        });
+      }
     }
     const holder = (await readFile(lockFile, 'utf8').catch(() => '')).trim();
     if (isLiveHolder(holder)) {

@@ -10,6 +10,7 @@ import { migrateDatabase, openDatabase } from '../../src/db/orm.ts';
 import { dialectOf, sqlOf } from '../../src/db/sql.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { RunProjection } from '../../src/projection/runProjection.ts';
+import { deleteExpiredRows } from '../../src/retention/retention.ts';
 import type { RunAdmission } from '../../src/submission/runAdmission.ts';
 import { append, runClaimed, runFinished, runRequested, runStarted } from '../support/events.ts';
 import { type Services, startServices, testLogger } from '../support/harness.ts';
@@ -249,5 +250,27 @@ describe('SQLite read model', () => {
       count: 1,
       results: [{ org_id: 7, total_run_count: 3, total_run_time: 140 }],
     });
+  });
+  // Last: it deletes what the tests above read.
+  test('deletes the same expired runs and statistics days, and answers the same afterwards', async () => {
+    const retention = { logDays: 2, statisticsDays: 2, timeZone, batchSize: 2, batchPauseMs: 0 };
+    const at = () => new Date('2026-12-04T13:03:07Z');
+    const [fromMariadb, fromSqlite] = await Promise.all(
+      [services.orm, sqliteOrm].map((orm) =>
+        deleteExpiredRows({ ...retention, orm, logger: testLogger(), now: at }),
+      ),
+    );
+
+    assert.deepEqual(fromSqlite, fromMariadb);
+    assert.deepEqual(fromSqlite, { runLogsDeleted: 3, statisticsDeleted: 2 });
+    for (const url of [
+      '/admin/runs/',
+      '/admin/statistics/by-day/?org_id=-1',
+      '/admin/statistics/scripts-running/by-user/?month=2026-12',
+      '/admin/statistics/scripts-running/by-base/?month=2026-11',
+    ]) {
+      const { mariadb, sqlite } = await bothAnswer(url);
+      assert.deepEqual(sqlite, mariadb, url);
+    }
   });
 });

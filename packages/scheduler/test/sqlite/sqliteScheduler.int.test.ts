@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -9,6 +10,7 @@ import { outputTexts } from '@pipeline/events';
 import { type NatsServer, startNatsServer } from '../../../../test/support/nats.ts';
 import { type SeaTableStandin, startSeaTableStandin } from '../../../seatable-standin/src/index.ts';
 import { loadConfig } from '../../src/config.ts';
+import { lockSqliteFile } from '../../src/db/sqliteFileLock.ts';
 import { RunEventLog } from '../../src/messaging/eventLog.ts';
 import { type RunningScheduler, startScheduler } from '../../src/scheduler.ts';
 import { append, runClaimed, runFinished, runStarted } from '../support/events.ts';
@@ -135,5 +137,31 @@ describe('scheduler on a SQLite file', () => {
     });
     const count = await api('/scripts-running-count/?username=first-run@example.invalid');
     assert.deepEqual(await count.json(), { count: 1 });
+  });
+});
+
+describe('the SQLite file lock', () => {
+  test('takes over the lock of a scheduler that is gone, and gives it back', async () => {
+    const file = join(dir, 'stale', 'read.sqlite');
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid;
+    await mkdir(join(dir, 'stale'));
+    await writeFile(`${file}.lock`, `${hostname()} ${gone}`);
+
+    const release = await lockSqliteFile(file);
+    assert.equal(await readFile(`${file}.lock`, 'utf8'), `${hostname()} ${process.pid}`);
+    await release();
+    await assert.rejects(stat(`${file}.lock`), { code: 'ENOENT' });
+  });
+
+  test('names the setting when the file cannot be written', async () => {
+    const notAFolder = join(dir, 'plain-file');
+    await writeFile(notAFolder, 'not a folder');
+
+    await assert.rejects(lockSqliteFile(join(notAFolder, 'read.sqlite')), {
+      name: 'StartupError',
+      message: new RegExp(
+        `^PIPELINE_SQLITE_FILE: cannot write next to ${notAFolder}/read\\.sqlite: `,
+      ),
+    });
   });
 });
