@@ -166,3 +166,41 @@ describe('docker-compose.yml', { skip }, () => {
     assert.equal(services['runner-image']?.build?.args?.RUNNER_VERSION, version);
   });
 });
+
+describe('the multi-host compose files', { skip }, () => {
+  const hostEnv = {
+    ...secrets,
+    NATS_NODE: '2',
+    DB_HOST: 'mariadb.pipeline.example.internal',
+    NATS_URL: 'nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222',
+    STARTER_ID: 'docker-host-7',
+  };
+
+  async function resolve(file: string, env: Record<string, string> = hostEnv) {
+    const { stdout } = await run(
+      'docker-compose',
+      ['-f', join(repoRoot, 'deploy', 'multi-host', file), 'config'],
+      { env: { PATH: process.env.PATH ?? '', ...env }, cwd: repoRoot },
+    );
+    return (parse(stdout) as { services: Record<string, ComposeService> }).services;
+  }
+
+  test('run one NATS server of the example cluster, chosen by NATS_NODE', async () => {
+    const { nats } = await resolve('nats.compose.yml');
+    assert.deepEqual(nats?.command, ['-c', '/etc/nats/cluster/nats-2.conf']);
+    assert.ok(nats?.healthcheck);
+    const { NATS_NODE: _node, ...withoutNode } = hostEnv;
+    await assert.rejects(resolve('nats.compose.yml', withoutNode), /NATS_NODE/);
+  });
+
+  test('run schedulers on the cluster with three replicas, and starters with their own id', async () => {
+    const { scheduler } = await resolve('scheduler.compose.yml');
+    assert.equal(String(scheduler?.environment?.PIPELINE_STREAM_REPLICAS), '3');
+    assert.equal(scheduler?.environment?.NATS_URL, hostEnv.NATS_URL);
+    const { starter } = await resolve('starter.compose.yml');
+    assert.equal(starter?.environment?.STARTER_ID, 'docker-host-7');
+    assert.equal(starter?.environment?.NATS_USER, 'starter');
+    const { STARTER_ID: _id, ...withoutId } = hostEnv;
+    await assert.rejects(resolve('starter.compose.yml', withoutId), /STARTER_ID/);
+  });
+});
