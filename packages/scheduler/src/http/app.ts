@@ -18,6 +18,8 @@ import type { RunAdmission } from '../submission/runAdmission.ts';
 import { adminRunRoutes } from './adminRunRoutes.ts';
 import { auditRoutes } from './auditRoutes.ts';
 import { isAuthorized } from './auth.ts';
+import { dashboardPages } from './dashboard/dashboardPages.ts';
+import { dashboardStatisticsRoute } from './dashboard/dashboardStatisticsRoute.ts';
 import { healthRoutes, type ObservabilityDeps } from './healthRoutes.ts';
 import { HttpError, httpTexts, ServiceUnavailableError } from './httpErrors.ts';
 import type { LiveOutputHub } from './live/liveOutputHub.ts';
@@ -66,6 +68,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.get('/ping/', async (_request, reply) => reply.type('text/html; charset=utf-8').send('Pong'));
   await healthRoutes(app, { authToken: deps.authToken, observability: deps.observability });
+  // The dashboard's page holds no data: every figure on it comes from the routes below.
+  await dashboardPages(app);
 
   await app.register(async (authenticated) => {
     authenticated.addHook('onRequest', async (request, reply) => {
@@ -91,10 +95,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       requestDeadlineMs: deps.requestDeadlineMs ?? 4000,
     });
     await auditRoutes(authenticated, { eventLog: deps.eventLog, timeZone: deps.timeZone });
+    const selectRows = selectRowsWith(deps.orm, deps.requestDeadlineMs ?? 4000);
     await liveOutputRoute(authenticated, {
       hub: deps.liveOutput,
-      selectRows: selectRowsWith(deps.orm, deps.requestDeadlineMs ?? 4000),
+      selectRows,
       eventLog: deps.eventLog,
+    });
+    dashboardStatisticsRoute(authenticated, {
+      selectRows,
+      timeZone: deps.timeZone,
+      now: () => new Date(),
     });
   });
 
