@@ -1,14 +1,18 @@
 /**
- * `pnpm bench`: runs every benchmark of the project, one after the other, and lets each print
- * its own table. A benchmark is a file named `*.bench.ts` under `packages/<name>/bench/` or
- * `test/bench/`; `pnpm bench <word>` runs only those whose path contains the word.
+ * `pnpm bench`: runs the benchmark suite (`test/bench/suite.bench.ts`: the engine floor, the
+ * hello-world latency with the warm pool off and on, runs and submissions per second, in one
+ * run and one table). A benchmark is a file named `*.bench.ts` under `packages/<name>/bench/`
+ * or `test/bench/`; `pnpm bench <word>` runs those whose path contains the word, and
+ * `pnpm bench all` every one of them, one after the other, each printing its own table.
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const repoRoot = join(import.meta.dirname, '..');
-const filter = process.argv[2];
+const word = process.argv[2];
+const suite = join('test', 'bench', 'suite.bench.ts');
+const filter = word === undefined ? suite : word === 'all' ? undefined : word;
 
 function benchFiles(directory: string): string[] {
   let entries: string[];
