@@ -211,6 +211,7 @@ describe('SQLite read model', () => {
     '/admin/statistics/by-day/?org_id=-1',
     `/admin/statistics/by-day/?org_id=7&base_uuid=${baseB}`,
     '/admin/statistics/by-day/?org_id=7&start=2026-12-03&end=2026-12-03',
+    '/admin/dashboard/statistics/?days=90',
   ];
   for (const endpoint of endpoints) {
     test(`answers ${endpoint} as MariaDB does`, async () => {
