@@ -93,9 +93,14 @@ function followRun(
   let endedTimer: NodeJS.Timeout | null = null;
   const unwatch = hub.watch(runId, {
     output: (piece) => stream.output(piece),
-    // The container stopped: the result follows in the log within moments; look more often.
+    // The container stopped: the result follows in the log within moments, so look more
+    // often for a few seconds (a projector that lags longer is left to the regular poll).
     ended: () => {
-      endedTimer ??= setInterval(() => void checkFinished(), 100);
+      let looks = 0;
+      endedTimer ??= setInterval(() => {
+        if (++looks > 50 && endedTimer) clearInterval(endedTimer);
+        void checkFinished();
+      }, 100);
     },
   });
   const poll = setInterval(() => void checkFinished(), deps.pollMs ?? 1000);
