@@ -187,5 +187,8 @@ describe('npm start without a database', () => {
       assert.throws(() => process.kill(child.pid, 0), { code: 'ESRCH' }, `${child.name} lives`);
     }
     await assert.rejects(fetch(`http://127.0.0.1:${schedulerPort}/ping/`));
+    // The scheduler gave its file back, so the next `npm start` opens it again.
+    await assert.rejects(stat(join(runDir, 'scheduler.sqlite.lock')), { code: 'ENOENT' });
+    assert.ok((await stat(join(runDir, 'scheduler.sqlite'))).size > 0);
   });
 });

@@ -9,7 +9,9 @@ import { connect } from '@nats-io/transport-node';
 import { outputTexts } from '@pipeline/events';
 import { type NatsServer, startNatsServer } from '../../../../test/support/nats.ts';
 import { type SeaTableStandin, startSeaTableStandin } from '../../../seatable-standin/src/index.ts';
+import { rebuildReadModel } from '../../src/audit/rebuild.ts';
 import { loadConfig } from '../../src/config.ts';
+import { openDatabase } from '../../src/db/orm.ts';
 import { lockSqliteFile } from '../../src/db/sqliteFileLock.ts';
 import { RunEventLog } from '../../src/messaging/eventLog.ts';
 import { type RunningScheduler, startScheduler } from '../../src/scheduler.ts';
@@ -88,6 +90,34 @@ describe('scheduler on a SQLite file', () => {
     await assert.rejects(startScheduler(second, testLogger()), {
       name: 'StartupError',
       message: `PIPELINE_SQLITE_FILE: ${sqliteFile} is in use by another scheduler (${hostname()} ${process.pid}); several schedulers need MariaDB (DB_HOST)`,
+    });
+  });
+
+  test('leaves rebuild to MariaDB, saying what to do instead', async () => {
+    const config = loadConfig({
+      PYTHON_SCHEDULER_AUTH_TOKEN: standin.secret,
+      SEATABLE_SERVER_URL: standin.url,
+      NATS_URL: nats.url,
+      PIPELINE_SQLITE_FILE: sqliteFile,
+    });
+
+    // As `pipeline rebuild` does: the read model opened beside the running scheduler.
+    const orm = await openDatabase(config.database);
+    const refused = rebuildReadModel(
+      {
+        orm,
+        database: config.database,
+        eventLog,
+        timeZone: config.timeZone,
+        retention: config.retention,
+        logger: testLogger(),
+      },
+      { swap: false, force: false },
+    ).finally(() => orm.close(true));
+
+    await assert.rejects(refused, {
+      message:
+        'rebuild needs MariaDB (DB_HOST); with PIPELINE_SQLITE_FILE, stop the scheduler, delete the file and start it again',
     });
   });
 
