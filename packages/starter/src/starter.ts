@@ -166,6 +166,7 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
     },
     async abort() {
       hardStop.abort();
+      pool?.abandon();
       void execution.removals.close(0);
       heartbeat.stop();
       await http?.close();

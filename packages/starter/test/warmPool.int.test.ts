@@ -180,6 +180,20 @@ describe('the warm pool', () => {
     assert.match(record.output, /^waiting\n/);
   });
 
+  test("after a crash, the next start with the same STARTER_ID removes the crashed pool's containers", async () => {
+    const left = await poolFilled(2);
+    await harness.starter.abort();
+    const remaining = await pooled();
+    for (const id of left) assert.ok(remaining.includes(id), 'a crash leaves them behind');
+    await harness.startStarter(
+      { PYTHON_STARTER_POOL_SIZE: '2', PYTHON_STARTER_THREAD_COUNT: '4' },
+      process.env.STARTER_TEST_LOG,
+    );
+    for (const id of left) assert.equal(await exists(id), false, 'swept at start-up');
+    const record = await harness.run({ script: 'print("after the restart")' });
+    assert.equal(record.output, 'after the restart\n');
+  });
+
   test('stopping the starter removes every prepared container', async () => {
     await poolFilled(2);
     await harness.starter.stop();

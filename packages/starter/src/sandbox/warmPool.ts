@@ -105,6 +105,15 @@ export class WarmPool {
     return null;
   }
 
+  /**
+   * Stops refilling and leaves the prepared sandboxes where they are, as a crash would: the
+   * next start-up's sweep removes them. For a starter that gives up at once.
+   */
+  abandon(): void {
+    this.closing.abort();
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+  }
+
   /** Stops refilling and removes every prepared sandbox. */
   async close(): Promise<void> {
     this.closing.abort();
