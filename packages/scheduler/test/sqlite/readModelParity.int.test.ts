@@ -6,6 +6,11 @@ import { after, before, describe, test } from 'node:test';
 import type { MikroORM } from '@mikro-orm/mariadb';
 import type { RunEvent } from '@pipeline/events';
 import type { FastifyInstance } from 'fastify';
+import {
+  migrationsList,
+  sqliteCounterparts,
+  sqliteMigrationsList,
+} from '../../src/db/migrations/index.ts';
 import { migrateDatabase, openDatabase } from '../../src/db/orm.ts';
 import { dialectOf, sqlOf } from '../../src/db/sql.ts';
 import { buildApp } from '../../src/http/app.ts';
@@ -185,6 +190,18 @@ describe('SQLite read model', () => {
         'user_run_script_statistics_monthly',
       ],
     );
+  });
+
+  test('has a SQLite counterpart for every MariaDB migration', () => {
+    const sqliteNames = sqliteMigrationsList.map((migration) => migration.name);
+
+    assert.deepEqual(
+      migrationsList.map((migration) => migration.name),
+      Object.keys(sqliteCounterparts),
+    );
+    for (const counterpart of Object.values(sqliteCounterparts)) {
+      assert.ok(sqliteNames.includes(counterpart), counterpart);
+    }
   });
 
   // `#0` stands for the id of the first run appended above, and so on.

@@ -7,7 +7,8 @@ import { SqliteMigration0001ReadModel } from './sqlite/SqliteMigration0001ReadMo
 
 /**
  * Every MariaDB migration, in order. A new one is added at the end and never edited
- * afterwards, and its SQLite counterpart goes at the end of `sqliteMigrationsList`.
+ * afterwards; its SQLite counterpart goes at the end of `sqliteMigrationsList`, and the
+ * pair into `sqliteCounterparts`.
  */
 export const migrationsList = [
   { name: 'Migration0001OriginalTables', class: Migration0001OriginalTables },
@@ -21,3 +22,12 @@ export const migrationsList = [
 export const sqliteMigrationsList = [
   { name: 'SqliteMigration0001ReadModel', class: SqliteMigration0001ReadModel },
 ];
+
+/** Which SQLite migration does what each MariaDB migration does (a test keeps them paired). */
+export const sqliteCounterparts: Record<string, string> = {
+  Migration0001OriginalTables: 'SqliteMigration0001ReadModel',
+  Migration0002PipelineTables: 'SqliteMigration0001ReadModel',
+  Migration0003ReadModelIndexes: 'SqliteMigration0001ReadModel',
+  Migration0004MonthlyStatistics: 'SqliteMigration0001ReadModel',
+  Migration0005FairShareIndexes: 'SqliteMigration0001ReadModel',
+};
