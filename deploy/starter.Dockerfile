@@ -31,13 +31,19 @@ ENV NODE_ENV=production \
     PYTHON_STARTER_METRICS_PORT=9464 \
     STARTER_HTTP_HOST=0.0.0.0
 WORKDIR /app
+# iptables: the starter sets up the runner bridge's firewall (README, "Runner network").
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends iptables \
+ && rm -rf /var/lib/apt/lists/*
 COPY --from=dependencies /app ./
 COPY packages/events/src packages/events/src
 COPY packages/runner/src packages/runner/src
 COPY packages/starter/src packages/starter/src
-# Unprivileged (uid 1000). It still needs the Docker socket, mounted with the socket's group
-# added (compose: group_add DOCKER_GID). Whoever holds that socket controls the host's Docker
-# engine: keep the starter on hosts that run nothing but runner containers.
+# Unprivileged (uid 1000) by default. Whoever holds the Docker socket controls the host's
+# Docker engine: keep the starter on hosts that run nothing but runner containers. To set up
+# the runner network's firewall it runs as root with NET_ADMIN in the host's network namespace
+# (compose: user root, cap_add NET_ADMIN, network_mode host); as uid 1000 it refuses to start
+# unless PYTHON_RUNNER_NETWORK_ISOLATION=off.
 USER node
 EXPOSE 9464
 # Healthy when /readyz says ready: NATS answers, the Docker engine answers, and the fleet

@@ -96,6 +96,11 @@ ensure_docker_engine
 ensure_nats_binary
 ensure_runner_image
 export PYTHON_RUNNER_IMAGE="${PYTHON_RUNNER_IMAGE:-seatable-pipeline-runner:offline}"
+# A development run leaves this machine's firewall alone: scripts can reach its services.
+# Production starters enforce the runner network's isolation (README, "Runner network").
+export PYTHON_RUNNER_NETWORK_ISOLATION="${PYTHON_RUNNER_NETWORK_ISOLATION:-off}"
+[ "$PYTHON_RUNNER_NETWORK_ISOLATION" = off ] &&
+  say "runner network: NOT isolated (PYTHON_RUNNER_NETWORK_ISOLATION=off, for development): scripts can reach this machine's services"
 
 # 2. NATS with JetStream.
 if [ -z "${NATS_URL:-}" ]; then

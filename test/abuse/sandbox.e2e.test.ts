@@ -6,8 +6,8 @@ import { type Pipeline, type RunView, startPipeline, untilNoneLeft } from '../su
 
 // Hostile scripts against the real engine (issue #4, "Done when"): each one fails safely,
 // the run ends finished with an output a person can read, and no container is left.
-// Nothing here opens a network connection from inside a sandbox: the machine's rules forbid
-// traffic to private addresses. The network side is covered by the create options' tests.
+// Connections from inside a sandbox (NATS, MariaDB, the scheduler, another sandbox, the
+// SeaTable server) are tried in runnerNetwork.e2e.test.ts, in network namespaces of its own.
 
 const timeoutSeconds = 8;
 let pipeline: Pipeline;

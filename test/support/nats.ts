@@ -27,11 +27,14 @@ export async function freePort(): Promise<number> {
 
 const natsBinary = process.env.NATS_SERVER_BIN ?? 'nats-server';
 
-/** A nats-server of the test's own, on loopback, with a temporary JetStream store. */
-export async function startNatsServer(): Promise<NatsServer> {
+/**
+ * A nats-server of the test's own, on loopback (or `listen`: an address in a network
+ * namespace of the test's own), with a temporary JetStream store.
+ */
+export async function startNatsServer(listen = '127.0.0.1'): Promise<NatsServer> {
   const port = await freePort();
   const storeDir = await mkdtemp(join(tmpdir(), 'pipeline-nats-'));
-  let child = await launch(port, storeDir);
+  let child = await launch(port, storeDir, listen);
   const server: NatsServer = {
     url: `nats://127.0.0.1:${port}`,
     port,
@@ -43,20 +46,20 @@ export async function startNatsServer(): Promise<NatsServer> {
     async restart(downMs = 0) {
       await terminate(child);
       if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs));
-      child = await launch(port, storeDir);
+      child = await launch(port, storeDir, listen);
     },
   };
   return server;
 }
 
-async function launch(port: number, storeDir: string): Promise<ChildProcess> {
+async function launch(port: number, storeDir: string, listen: string): Promise<ChildProcess> {
   // The server's defaults (1 MB messages among them), as on an administrator's plain
   // install; the config file is where a test would put anything the flags cannot say.
   const configFile = join(storeDir, 'test-server.conf');
   await writeFile(configFile, '# test server: defaults\n');
   const child = spawn(
     natsBinary,
-    ['-c', configFile, '-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir],
+    ['-c', configFile, '-a', listen, '-p', String(port), '-js', '-sd', storeDir],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';

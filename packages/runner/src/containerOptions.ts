@@ -143,17 +143,18 @@ function hostConfig(profile: SandboxProfile): NonNullable<ContainerCreateOptions
 }
 
 /**
- * Options for the runner network: a bridge whose containers cannot reach each other
- * (inter-container communication off).
+ * Options for the runner network: an IPv4 bridge whose containers cannot reach each other
+ * (inter-container communication off). The starter's firewall for the bridge keeps them
+ * from the Docker host and every private address (packages/starter/src/sandbox/runnerNetwork.ts).
  */
-// TODO(#4): the bridge still routes to the Docker host's own addresses (NATS, MariaDB, the
-// scheduler); keeping runs away from them needs firewall rules on the host, not made here.
 export function runnerNetworkCreateOptions(name: string): NetworkCreateOptions {
   return {
     Name: name,
     Driver: 'bridge',
     CheckDuplicate: true,
     Internal: false,
+    // The firewall covers IPv4 only; the starter refuses a runner network with IPv6.
+    EnableIPv6: false,
     Options: { 'com.docker.network.bridge.enable_icc': 'false' },
     Labels: { [PIPELINE_LABEL]: 'runner-network' },
   };

@@ -7,6 +7,7 @@ import {
   describeDockerConnection,
   dockerConnection,
 } from './dockerConnection.ts';
+import { type IsolationSettings, isolationSettings } from './sandbox/isolationSettings.ts';
 
 export type { DockerConnection } from './dockerConnection.ts';
 
@@ -36,6 +37,8 @@ export interface StarterConfig {
   logLevel: LogLevel;
   sandbox: SandboxProfile;
   pool: PoolConfig;
+  /** How scripts are kept off the pipeline's network (`PYTHON_RUNNER_NETWORK_ISOLATION`, ...). */
+  networkIsolation: IsolationSettings;
   /** `/healthz`, `/readyz` and `/metrics`; null when `PYTHON_STARTER_METRICS_PORT` is unset or 0. */
   http: StarterHttpConfig | null;
 }
@@ -129,6 +132,7 @@ export function loadConfig(env: Env = process.env): StarterConfig {
     logLevel: logLevel(read, problems),
     http: httpConfig(read, problems),
     pool: poolConfig(read, problems),
+    networkIsolation: isolationSettings(read, problems),
   };
   if (problems.length > 0 || !sandbox) throw new ConfigError(problems);
   return { ...config, sandbox };
@@ -329,6 +333,11 @@ export function describeConfig(config: StarterConfig): Record<string, unknown> {
     stopGraceSeconds: config.stopGraceSeconds,
     image: config.sandbox.image,
     pool: config.pool,
+    network: config.sandbox.network,
+    networkIsolation: config.networkIsolation.mode,
+    networkAllow: config.networkIsolation.allow.map(
+      (entry) => `${entry.host}:${entry.port ?? '*'}`,
+    ),
     http: config.http ? { host: config.http.host, port: config.http.port } : null,
   };
 }

@@ -28,6 +28,7 @@ import { RunEventPublisher } from './publishing/runEventPublisher.ts';
 import { delay, retryDelayMs } from './retry.ts';
 import { DockerSandbox } from './sandbox/dockerSandbox.ts';
 import { removeDepartedStartersContainers, removeOrphans } from './sandbox/orphanSweep.ts';
+import { ensureRunnerIsolation } from './sandbox/runnerNetwork.ts';
 import { WarmPool } from './sandbox/warmPool.ts';
 
 export interface RunningStarter {
@@ -59,6 +60,8 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
     const created = await sandbox.ensureNetwork(runnerNetworkCreateOptions(config.sandbox.network));
     if (created) log.info({ network: config.sandbox.network }, 'runner network created');
   }
+  // Before NATS and before any work: a starter whose sandboxes reach the pipeline stops here.
+  await ensureRunnerIsolation(config, { docker, log });
   await removeOrphans(sandbox, { [STARTER_ID_LABEL]: config.starterId }, log);
 
   const nc = await connectNats(config);

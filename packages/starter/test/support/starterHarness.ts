@@ -112,9 +112,12 @@ export class StarterHarness {
     await this.startStarter(env, logFile);
   }
 
-  /** Everything but the starter: nats-server, file server, claim responder, log reader. */
-  async startServices(): Promise<void> {
-    this.nats = await startNatsServer();
+  /**
+   * Everything but the starter: nats-server (on loopback, or `natsListen`), file server,
+   * claim responder, log reader.
+   */
+  async startServices(natsListen?: string): Promise<void> {
+    this.nats = await startNatsServer(natsListen);
     this.nc = await connect({ servers: this.nats.url });
     this.js = jetstream(this.nc);
     this.jsm = await jetstreamManager(this.nc);
@@ -139,6 +142,8 @@ export class StarterHarness {
       PYTHON_STARTER_STOP_GRACE_SECONDS: '2',
       // Cold starts unless a test asks for the warm pool (containersLeft counts every one).
       PYTHON_STARTER_POOL_SIZE: '0',
+      // The machine's firewall is not the tests' to change (test/abuse/runnerNetwork tests it).
+      PYTHON_RUNNER_NETWORK_ISOLATION: 'off',
       TIME_ZONE: 'Europe/Berlin',
       // Claims name a public URL the starter cannot reach; the root redirects it here.
       PYTHON_STARTER_USE_ALTERNATIVE_FILE_SERVER_ROOT: 'true',
