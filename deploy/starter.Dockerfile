@@ -31,19 +31,23 @@ ENV NODE_ENV=production \
     PYTHON_STARTER_METRICS_PORT=9464 \
     STARTER_HTTP_HOST=0.0.0.0
 WORKDIR /app
-# iptables: the starter sets up the runner bridge's firewall (README, "Runner network").
+# iptables: the starter sets up the runner bridge's firewall (README, "Runner network"). The
+# file capability lets the unprivileged user use NET_ADMIN for iptables alone, and only when
+# the container was given it (compose: cap_add NET_ADMIN, network_mode host).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iptables \
+ && apt-get install -y --no-install-recommends iptables libcap2-bin \
+ && setcap cap_net_admin+ep "$(readlink -f /usr/sbin/xtables-nft-multi)" \
+ && apt-get purge -y libcap2-bin \
  && rm -rf /var/lib/apt/lists/*
+# iptables keeps its lock file here, where the unprivileged user may write.
+ENV XTABLES_LOCKFILE=/tmp/xtables.lock
 COPY --from=dependencies /app ./
 COPY packages/events/src packages/events/src
 COPY packages/runner/src packages/runner/src
 COPY packages/starter/src packages/starter/src
-# Unprivileged (uid 1000) by default. Whoever holds the Docker socket controls the host's
-# Docker engine: keep the starter on hosts that run nothing but runner containers. To set up
-# the runner network's firewall it runs as root with NET_ADMIN in the host's network namespace
-# (compose: user root, cap_add NET_ADMIN, network_mode host); as uid 1000 it refuses to start
-# unless PYTHON_RUNNER_NETWORK_ISOLATION=off.
+# Unprivileged (uid 1000). It still needs the Docker socket, mounted with the socket's group
+# added (compose: group_add DOCKER_GID). Whoever holds that socket controls the host's Docker
+# engine: keep the starter on hosts that run nothing but runner containers.
 USER node
 EXPOSE 9464
 # Healthy when /readyz says ready: NATS answers, the Docker engine answers, and the fleet

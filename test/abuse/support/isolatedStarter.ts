@@ -136,10 +136,16 @@ try {
     'another-sandbox': `${sandbox.address}:8000`,
   };
   const attack = await harness.run({ script: attackScript(named), timeoutSeconds: 60 });
-  const containersLeft = await engine.listContainers({
-    all: true,
-    filters: { label: [`org.seatable.pipeline.starter-id=${harness.config.starterId}`] },
-  });
+  // The result goes out before the container is torn down: wait for the teardown.
+  let containersLeft: Docker.ContainerInfo[] = [];
+  for (let attempt = 0; attempt < 100; attempt++) {
+    containersLeft = await engine.listContainers({
+      all: true,
+      filters: { label: [`org.seatable.pipeline.starter-id=${harness.config.starterId}`] },
+    });
+    if (containersLeft.length === 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   console.log(
     JSON.stringify({
       before: before?.outcome,

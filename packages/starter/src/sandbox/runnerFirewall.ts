@@ -140,9 +140,18 @@ export const hostIptables: Iptables = {
 function command(file: string, args: string[], input?: string): Promise<CommandResult> {
   return new Promise((resolve) => {
     const child = execFile(file, args, { timeout: 15_000 }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : 127) : 0;
-      const missing = (error as NodeJS.ErrnoException | null)?.code === 'ENOENT';
-      resolve({ code, stdout, stderr: missing ? `${file}: not installed` : stderr });
+      if (!error) {
+        resolve({ code: 0, stdout, stderr });
+        return;
+      }
+      if (typeof error.code === 'number') {
+        resolve({ code: error.code, stdout, stderr });
+        return;
+      }
+      // It did not run: not installed, or (EPERM) its file capability is not in the
+      // container's bounding set because NET_ADMIN was not added.
+      const reason = error.code === 'ENOENT' ? 'not installed' : error.message;
+      resolve({ code: 127, stdout, stderr: `${file}: ${reason}` });
     });
     // iptables itself reads no input and may be gone before the pipe is written.
     child.stdin?.on('error', () => {});
