@@ -66,6 +66,12 @@ describe('live output hub', () => {
     );
   });
 
+  test('cuts a piece of plain text at the limit', () => {
+    const { live } = hub({ limit: 5 });
+    live.accept({ kind: 'output', runId: 1, offset: 0, text: 'abcdefgh' });
+    assert.deepEqual(live.printedSoFar(1), [{ offset: 0, text: 'abcde' }]);
+  });
+
   test('skips what it already has and shows a lost piece as a gap', () => {
     const { live } = hub({ limit: 100 });
     live.accept({ kind: 'output', runId: 2, offset: 0, text: 'abcd' });

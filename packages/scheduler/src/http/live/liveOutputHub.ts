@@ -191,15 +191,26 @@ export class LiveOutputHub {
   }
 }
 
+const surrogate = /[\uD800-\uDFFF]/;
+
 /** The first `room` code points of `text`, and how many that is. */
 function leadingCodePoints(text: string, room: number): { text: string; count: number } {
+  const length = text.length;
+  // Most output has no astral characters: one code point a unit, found by one fast scan.
+  if (!surrogate.test(text)) {
+    return length <= room ? { text, count: length } : { text: text.slice(0, room), count: room };
+  }
   let offset = 0;
   let count = 0;
-  while (offset < text.length && count < room) {
+  while (offset < length && count < room) {
     const unit = text.charCodeAt(offset);
-    const next = text.charCodeAt(offset + 1);
-    offset += unit >= 0xd800 && unit <= 0xdbff && next >= 0xdc00 && next <= 0xdfff ? 2 : 1;
+    // Never read past the end: charCodeAt answers NaN there, which slows the whole loop.
+    if (unit >= 0xd800 && unit <= 0xdbff && offset + 1 < length) {
+      const next = text.charCodeAt(offset + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) offset++;
+    }
+    offset++;
     count++;
   }
-  return { text: offset === text.length ? text : text.slice(0, offset), count };
+  return { text: offset === length ? text : text.slice(0, offset), count };
 }
