@@ -7,6 +7,7 @@ import { ClaimResponder } from './claims/claimResponder.ts';
 import { FairSharePolicy } from './claims/fairShare.ts';
 import type { SchedulerConfig } from './config.ts';
 import { migrateDatabase, openDatabase } from './db/orm.ts';
+import { ReadModelRegistry } from './db/readModelRegistry.ts';
 import { lockSqliteFile } from './db/sqliteFileLock.ts';
 import { FleetView } from './fleet/fleetView.ts';
 import { NoticeBook } from './fleet/noticeBook.ts';
@@ -51,6 +52,14 @@ export async function startScheduler(
   const setUpLog = () =>
     ensureEventLog(eventLog.jetStreamManager, config.naming, config.stream, orm, logger);
   await untilReady('event log stream', logger, setUpLog);
+  const registry = await untilReady('scheduler registry', logger, () =>
+    ReadModelRegistry.join(eventLog.jetStream, config.naming, sqliteFile ? 'sqlite' : 'mariadb'),
+  ).catch(async (error: unknown) => {
+    await orm.close(true).catch(() => {});
+    await connection.close().catch(() => {});
+    await releaseSqliteFile?.();
+    throw error;
+  });
   checkStreamRetention(config.stream, config.retention, logger);
   watchConnection(connection, logger, setUpLog);
 
@@ -159,6 +168,7 @@ export async function startScheduler(
         ['watchdog', () => watchdog.stop()],
         ['retention', () => retention.stop()],
         ['projection', () => projection.stop()],
+        ['scheduler registry', () => registry.leave()],
         ['nats', () => connection.drain()],
         ['database', () => orm.close()],
         ['SQLite file lock', async () => await releaseSqliteFile?.()],

@@ -9,9 +9,7 @@ import { StartupError } from '../messaging/streamSetup.ts';
  * race, and a busy file fails requests), so a second scheduler on the same file stops at
  * start with one line. The lock is `<file>.lock` holding `host pid`; a lock whose process
  * is gone (a crash, a kill -9) is taken over. Resolves to the function that releases it.
- *
- * TODO(#8): schedulers on other hosts, each with a file of its own, are not detected; they
- * would each project the whole log and check quotas on their own copy (MariaDB is needed).
+ * Schedulers of the same log with files of their own are refused by `ReadModelRegistry`.
  */
 export async function lockSqliteFile(file: string): Promise<() => Promise<void>> {
   const lockFile = `${file}.lock`;

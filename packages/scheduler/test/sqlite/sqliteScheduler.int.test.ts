@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { outputTexts } from '@pipeline/events';
+import { createTestDatabase } from '../../../../test/support/mariadb.ts';
 import { type NatsServer, startNatsServer } from '../../../../test/support/nats.ts';
 import { type SeaTableStandin, startSeaTableStandin } from '../../../seatable-standin/src/index.ts';
 import { rebuildReadModel } from '../../src/audit/rebuild.ts';
@@ -90,6 +91,39 @@ describe('scheduler on a SQLite file', () => {
     await assert.rejects(startScheduler(second, testLogger()), {
       name: 'StartupError',
       message: `PIPELINE_SQLITE_FILE: ${sqliteFile} is in use by another scheduler (${hostname()} ${process.pid}); several schedulers need MariaDB (DB_HOST)`,
+    });
+  });
+
+  test('refuses a second scheduler on the same log, whatever its read model', async () => {
+    const database = await createTestDatabase('sqlite_second');
+    after(() => database.drop());
+    const common = {
+      PYTHON_SCHEDULER_AUTH_TOKEN: standin.secret,
+      SEATABLE_SERVER_URL: standin.url,
+      NATS_URL: nats.url,
+      PIPELINE_SUBJECT_PREFIX: 'sqlitefirst',
+    };
+    const withMariadb = loadConfig({
+      ...common,
+      DB_HOST: database.host,
+      DB_PORT: String(database.port),
+      DB_ROOT_PASSWD: database.password,
+      DATABASE_NAME: database.name,
+    });
+    const withOwnFile = loadConfig({
+      ...common,
+      PIPELINE_SQLITE_FILE: join(dir, 'second', 'scheduler.sqlite'),
+    });
+    const firstScheduler = `${hostname()} ${process.pid}`;
+
+    for (const config of [withMariadb, withOwnFile]) config.http.port = 0;
+    await assert.rejects(startScheduler(withMariadb, testLogger()), {
+      name: 'StartupError',
+      message: `DB_HOST: the scheduler ${firstScheduler} of this log keeps its read model in a SQLite file (PIPELINE_SQLITE_FILE); several schedulers need the same MariaDB`,
+    });
+    await assert.rejects(startScheduler(withOwnFile, testLogger()), {
+      name: 'StartupError',
+      message: `PIPELINE_SQLITE_FILE: another scheduler (${firstScheduler}) serves this log; several schedulers need MariaDB (DB_HOST)`,
     });
   });
 
