@@ -20,6 +20,8 @@ if [ "${TEST_SKIP_PROVISION:-0}" != 1 ]; then
   ensure_nats_binary
   ensure_mariadb
   ensure_runner_image
+  # The dashboard's test drives Debian's headless Chromium.
+  [ -x /usr/bin/chromium ] || apt_install chromium
 fi
 
 shopt -s globstar nullglob

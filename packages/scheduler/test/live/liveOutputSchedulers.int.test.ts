@@ -162,6 +162,22 @@ describe('live output with several schedulers', () => {
   });
 });
 
+describe('a scheduler that stops', () => {
+  test('ends its open live output streams instead of waiting for them', async () => {
+    const variables = env('livestop', mariadb());
+    const stopping = await scheduler(variables);
+    const log = await RunEventLog.open(connection, loadConfig(variables).naming);
+    const runId = await append(log, runRequested());
+    await append(log, runClaimed(runId));
+    await append(log, runStarted(runId, new Date()));
+    const stream = new EventStreamReader(await get(stopping, `/admin/runs/${runId}/output/live/`));
+
+    await stopping.stop();
+
+    assert.equal(await stream.next(5000), null);
+  });
+});
+
 describe('the dashboard statistics', () => {
   test('are the same on MariaDB and on the SQLite first run', async () => {
     const answers: unknown[] = [];
