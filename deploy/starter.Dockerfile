@@ -56,4 +56,7 @@ HEALTHCHECK --interval=30s --timeout=6s --start-period=30s --retries=3 \
   CMD ["node", "packages/starter/src/metrics/healthProbe.ts"]
 # The starter finishes the runs in progress on SIGTERM; give it their timeout (compose: stop_grace_period).
 STOPSIGNAL SIGTERM
+# A young generation of 1 MB: a starter's garbage is output pieces, and a small nursery keeps
+# its peak resident memory down (packages/starter/bench/peakMemory.bench.ts).
+ENV NODE_OPTIONS="--max-semi-space-size=1"
 CMD ["node", "packages/starter/src/main.ts"]

@@ -190,7 +190,8 @@ start_child scheduler env NODE_OPTIONS="$SCHEDULER_NODE_OPTIONS" node packages/s
   done
 ) >"$run_dir/env"
 wait_until "http_ok '$scheduler_url/ping/'" scheduler 60
-start_child starter node packages/starter/src/main.ts
+STARTER_NODE_OPTIONS="${STARTER_NODE_OPTIONS:---max-semi-space-size=1}"
+start_child starter env NODE_OPTIONS="$STARTER_NODE_OPTIONS" node packages/starter/src/main.ts
 sleep 1
 child_alive || fail_with_log "the starter exited" starter
 

@@ -1,18 +1,18 @@
 /**
  * The starter's peak memory while ten scripts print 100 MB each at once: the output is
  * capped at the limit, the rest drained and dropped, so the process's resident size should
- * not follow what the scripts print. Sampled every 20 ms in this process, where the starter
- * runs; the figure includes the harness (NATS client, claim responder, file server).
+ * not follow what the scripts print. The starter runs as a process of its own (`node
+ * src/main.ts`, as in production); its peak is the kernel's high-water mark of its resident
+ * set (VmHWM in /proc/<pid>/status), over its whole life, start-up included.
  *
- * Run: pnpm bench peakMemory   (needs Docker, nats-server and seatable-pipeline-runner:offline)
+ * Run: npm run bench -- peakMemory   (needs Docker, nats-server and the runner image)
  * Target: peak RSS under 150 MB.
- *
- * TODO(#4): this process also holds the harness (its own NATS client, claim responder, file
- * server and the collected results), about 130 MB before the first run; the starter alone
- * would be measured as a child process by its VmHWM. Growth during the runs is the figure
- * that follows the starter's output handling.
  */
+// TODO(#4): measured 153 to 156 MB, just over the target: Node's type stripping keeps some
+// 18 MB of WebAssembly for good, and the live output joins the kept text at every push; a
+// build step or a collector that hands out only new pieces would be the next savings.
 import { StarterHarness } from '../test/support/starterHarness.ts';
+import { StarterProcess } from './starterProcess.ts';
 
 const scripts = 10;
 const megabytesEach = 100;
@@ -25,46 +25,40 @@ const script = [
   'sys.stdout.flush()',
 ].join('\n');
 
-const toMb = (bytes: number) => bytes / 1024 / 1024;
+const toMb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1).padStart(8);
 
 const harness = new StarterHarness('benchmem');
-await harness.start({ PYTHON_STARTER_THREAD_COUNT: String(scripts) });
+await harness.startServices();
+const starter = await StarterProcess.start(harness, {
+  PYTHON_STARTER_THREAD_COUNT: String(scripts),
+});
 try {
-  global.gc?.();
-  const baseline = process.memoryUsage().rss;
-  let peak = baseline;
-  const sampler = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage().rss);
-  }, 20);
+  const ready = starter.memory('VmRSS');
   const began = performance.now();
   const records = await Promise.all(
     Array.from({ length: scripts }, () => harness.run({ script, timeoutSeconds: 120 })),
   );
   const seconds = (performance.now() - began) / 1000;
-  clearInterval(sampler);
+  const peak = starter.memory('VmHWM');
   for (const record of records) {
     if (!record.finished.data.outputTruncated) throw new Error('a run was not capped');
   }
 
-  console.log(`${scripts} scripts printing ${megabytesEach} MB each at once`);
-  console.log('| measure                      | value    | target   |');
+  console.log(
+    `${scripts} scripts printing ${megabytesEach} MB each at once, starter pid ${starter.pid}`,
+  );
+  console.log('| measure (starter process)    | value    | target   |');
   console.log('| ---------------------------- | -------- | -------- |');
-  console.log(
-    `| RSS before, MB               | ${toMb(baseline).toFixed(1).padStart(8)} |          |`,
-  );
-  console.log(
-    `| peak RSS, MB                 | ${toMb(peak).toFixed(1).padStart(8)} | < ${targetMb}    |`,
-  );
-  console.log(
-    `| growth, MB                   | ${toMb(peak - baseline)
-      .toFixed(1)
-      .padStart(8)} |          |`,
-  );
+  console.log(`| RSS when ready, MB           | ${toMb(ready)} |          |`);
+  console.log(`| peak RSS (VmHWM), MB         | ${toMb(peak)} | < ${targetMb}    |`);
   console.log(`| wall time, s                 | ${seconds.toFixed(1).padStart(8)} |          |`);
   console.log(
     `| printed in all, MB           | ${String(scripts * megabytesEach).padStart(8)} |          |`,
   );
-  console.log(toMb(peak) < targetMb ? 'peak memory within target' : 'peak memory OVER target');
+  console.log(
+    peak / 1024 / 1024 < targetMb ? 'peak memory within target' : 'peak memory OVER target',
+  );
 } finally {
+  await starter.stop();
   await harness.stop();
 }

@@ -1,3 +1,5 @@
+// First: keeps libraries dockerode would load but the starter never calls out of memory.
+import './leanDependencies.ts';
 import { pino } from 'pino';
 import { ConfigError, loadConfig } from './config.ts';
 import { startStarter } from './starter.ts';

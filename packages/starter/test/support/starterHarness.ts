@@ -131,7 +131,12 @@ export class StarterHarness {
 
   /** The starter's configuration under test, with the field cases' sandbox. */
   starterConfig(env: Record<string, string> = {}): StarterConfig {
-    return loadConfig({
+    return loadConfig(this.starterEnv(env));
+  }
+
+  /** The environment of a starter under test, for one in this process or a child process. */
+  starterEnv(env: Record<string, string> = {}): Record<string, string> {
+    return {
       NATS_URL: this.nats.url,
       PIPELINE_SUBJECT_PREFIX: this.naming.prefix,
       STARTER_ID: `starter-test-${this.naming.prefix}`,
@@ -149,7 +154,7 @@ export class StarterHarness {
       PYTHON_STARTER_USE_ALTERNATIVE_FILE_SERVER_ROOT: 'true',
       PYTHON_STARTER_ALTERNATIVE_FILE_SERVER_ROOT: this.fileServerUrl,
       ...env,
-    });
+    };
   }
 
   async startStarter(env: Record<string, string> = {}, logFile?: string): Promise<RunningStarter> {
