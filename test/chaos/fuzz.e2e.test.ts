@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { recordChaos } from '../support/chaosReport.ts';
 import { baseUuid, type Pipeline, startPipeline } from '../support/pipeline.ts';
 
 // Hostile input (issue #6): every endpoint and parameter gets garbage, and the pipeline
@@ -9,6 +10,9 @@ import { baseUuid, type Pipeline, startPipeline } from '../support/pipeline.ts';
 const seed = Number(process.env.FUZZ_SEED ?? 20261204);
 const rounds = Number(process.env.FUZZ_ROUNDS ?? 150);
 let pipeline: Pipeline;
+/** Hostile inputs sent, by area, for the chaos summary table. */
+const inputsTried = new Map<string, number>();
+const countInput = (area: string) => inputsTried.set(area, (inputsTried.get(area) ?? 0) + 1);
 
 before(async () => {
   pipeline = await startPipeline({ label: 'fuzz' });
@@ -18,6 +22,7 @@ before(async () => {
 });
 
 after(async () => {
+  for (const [area, count] of inputsTried) recordChaos({ kind: 'inputs', area, count });
   await pipeline?.stop();
 });
 
@@ -74,6 +79,20 @@ const nastyStrings = [
   'total_run_time',
   '-total_run_count',
   'desc',
+  '1000000000',
+  '99999999999999999999999999',
+  '0x10',
+  '1 OR 1=1',
+  "1' UNION SELECT password FROM mysql.user --",
+  '..',
+  '.',
+  '....//....//etc/passwd',
+  'a/../../b.py',
+  '%2e%2e%2f',
+  '\\..\\..\\windows',
+  'script.py\u0000.txt',
+  '\r\nSet-Cookie: x=1',
+  '\u0007\u001b[31m',
 ];
 
 function nastyValue(depth = 0): unknown {
@@ -175,7 +194,12 @@ function nastyBody(): string {
   return JSON.stringify(body);
 }
 
-async function expectNoServerError(path: string, init: RequestInit = {}): Promise<number> {
+async function expectNoServerError(
+  path: string,
+  init: RequestInit = {},
+  area = 'query and path',
+): Promise<number> {
+  countInput(area);
   const response = await pipeline.request(path, init);
   const text = await response.text();
   assert.ok(
@@ -200,11 +224,15 @@ describe('hostile input', () => {
 
   test(`${rounds * 4} garbage submissions answer 200 or a 4xx, never a 500`, async () => {
     for (let round = 0; round < rounds * 4; round++) {
-      await expectNoServerError('/run-script/', {
-        method: 'POST',
-        headers: { 'Content-Type': pick(['application/json', 'text/plain', 'x/y']) },
-        body: nastyBody(),
-      });
+      await expectNoServerError(
+        '/run-script/',
+        {
+          method: 'POST',
+          headers: { 'Content-Type': pick(['application/json', 'text/plain', 'x/y']) },
+          body: nastyBody(),
+        },
+        'submission bodies',
+      );
     }
   });
 
@@ -218,20 +246,121 @@ describe('hostile input', () => {
       context_data: { big: 'x'.repeat(3_000_000) },
     });
 
-    assert.equal(await expectNoServerError('/run-script/', { method: 'POST', body: deep }), 400);
-    await expectNoServerError('/run-script/', { method: 'POST', body: nestedContext });
-    assert.equal(await expectNoServerError('/run-script/', { method: 'POST', body: huge }), 413);
+    const post = (body: string) =>
+      expectNoServerError('/run-script/', { method: 'POST', body }, 'huge and deep bodies');
+    assert.equal(await post(deep), 400);
+    await post(nestedContext);
+    assert.equal(await post(huge), 413);
   });
 
-  test('no endpoint but /ping/ answers without the token', async () => {
-    for (const path of getPaths) {
-      const response = await pipeline.request(`${path()}`, { auth: false });
-      await response.arrayBuffer();
-      assert.ok([403, 404, 308].includes(response.status), `${path()} → ${response.status}`);
-      if (response.status === 200) assert.fail(`${path()} answered without the token`);
+  test('a huge per_page and page answer below 500 on every listing', async () => {
+    const listings = [
+      `/tasks/${baseUuid}/t.py/logs/`,
+      '/admin/statistics/scripts-running/by-user/',
+      '/admin/runs/',
+      '/admin/statistics/by-base/?org_id=1',
+      '/admin/statistics/by-day/?org_id=1',
+    ];
+    for (const listing of listings) {
+      for (const value of ['1000000000', '2147483648', '99999999999999999999', '-1', '0', '1e3']) {
+        const separator = listing.includes('?') ? '&' : '?';
+        await expectNoServerError(`${listing}${separator}per_page=${value}`, {}, 'huge pages');
+        await expectNoServerError(`${listing}${separator}page=${value}`, {}, 'huge pages');
+      }
+    }
+  });
+
+  test('path tricks in script names and ids answer below 500', async () => {
+    const tricks = [
+      '..',
+      '../t.py',
+      '..%2Ft.py',
+      '%2e%2e',
+      't.py%00',
+      '%252e%252e%252f',
+      't.py;id',
+      '*',
+    ];
+    for (const trick of tricks) {
+      await expectNoServerError(`/tasks/${baseUuid}/${trick}/logs/`, {}, 'path tricks');
+      await expectNoServerError(`/tasks/${baseUuid}/t.py/logs/${trick}/`, {}, 'path tricks');
+      await expectNoServerError(
+        `/run-script/${trick}/?dtable_uuid=${baseUuid}&script_name=t.py`,
+        {},
+        'path tricks',
+      );
+      await expectNoServerError(`/admin/runs/${trick}/events/`, {}, 'path tricks');
+      await expectNoServerError(`/admin/runs/${trick}/cancel/`, { method: 'POST' }, 'path tricks');
+      const submitted = await expectNoServerError(
+        '/run-script/',
+        {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({
+            dtable_uuid: baseUuid,
+            script_name: decodeURIComponent(trick.replace(/%(?![0-9a-f]{2})/gi, '')),
+            owner: 'fuzz@example.invalid',
+          }),
+        },
+        'path tricks',
+      );
+      assert.ok([200, 400].includes(submitted), `script_name ${trick} → ${submitted}`);
+    }
+  });
+
+  test('no endpoint but /ping/ and /healthz answers without the token, or with a wrong one', async () => {
+    const guarded: [string, string][] = [
+      ['POST', '/run-script/'],
+      ['GET', `/run-script/1/?dtable_uuid=${baseUuid}&script_name=t.py`],
+      ['GET', `/tasks/${baseUuid}/t.py/logs/`],
+      ['GET', `/tasks/${baseUuid}/t.py/logs/1/`],
+      ['GET', '/scripts-running-count/?username=a'],
+      ['GET', '/admin/statistics/scripts-running/by-user/'],
+      ['GET', '/admin/statistics/scripts-running/by-org/'],
+      ['GET', '/admin/statistics/scripts-running/by-base/'],
+      ['GET', '/admin/runs/'],
+      ['GET', '/admin/statistics/by-base/?org_id=1'],
+      ['GET', '/admin/statistics/by-day/?org_id=1'],
+      ['POST', '/admin/runs/1/cancel/'],
+      ['GET', '/admin/runs/1/events/'],
+      ['GET', '/admin/events/?run_id=1'],
+      ['GET', '/admin/fleet/'],
+      ['GET', '/readyz'],
+      ['GET', '/metrics'],
+    ];
+    const wrongTokens = [
+      undefined,
+      'Token ',
+      'Token wrong',
+      `Token ${pipeline.token.slice(0, -1)}`,
+      `Bearer ${pipeline.token}x`,
+      `Basic ${pipeline.token}`,
+      pipeline.token,
+    ];
+    for (const [method, path] of guarded) {
+      for (const authorization of wrongTokens) {
+        countInput('authentication');
+        const headers = new Headers({ 'Content-Type': 'application/json' });
+        if (authorization !== undefined) headers.set('Authorization', authorization);
+        const response = await pipeline.request(path, {
+          method,
+          headers,
+          auth: false,
+          ...(method === 'POST' ? { body: '{}' } : {}),
+        });
+        await response.arrayBuffer();
+        assert.equal(
+          response.status,
+          403,
+          `${method} ${path} with ${authorization} → ${response.status}`,
+        );
+      }
     }
     const ping = await pipeline.request('/ping/', { auth: false });
     assert.equal(await ping.text(), 'Pong');
+    const health = await pipeline.request('/healthz', { auth: false });
+    assert.equal(health.status, 200);
+    await health.arrayBuffer();
   });
 
   test('the pipeline still runs scripts after the garbage', async () => {
