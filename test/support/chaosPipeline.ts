@@ -20,6 +20,7 @@ export { canRunSecondEngine };
 /** Labels of every runner container (packages/runner/src/containerOptions.ts). */
 export const starterIdLabel = 'org.seatable.pipeline.starter-id';
 export const runIdLabel = 'org.seatable.pipeline.run-id';
+export const poolLabel = 'org.seatable.pipeline.pool';
 
 export interface ChaosPipelineOptions {
   label: string;
@@ -194,8 +195,14 @@ export async function startChaosPipeline(options: ChaosPipelineOptions): Promise
         });
         for (const container of containers) {
           if (!starters.has(container.Labels[starterIdLabel] ?? '')) continue;
-          const runId = container.Labels[runIdLabel] ?? '?';
-          left.push(`${name} ${container.Id.slice(0, 12)} ${container.State} run ${runId}`);
+          const runId = container.Labels[runIdLabel];
+          // A warm-pool container being prepared or waiting for a run holds nothing of any
+          // run: not left over. One that stopped is, until its starter removes it.
+          const preparing = container.State === 'created' || container.State === 'running';
+          if (runId === undefined && poolLabel in container.Labels && preparing) continue;
+          left.push(
+            `${name} ${container.Id.slice(0, 12)} ${container.State} run ${runId ?? 'none (pool)'}`,
+          );
         }
       }
       return left;
