@@ -202,6 +202,35 @@ describe('the starter user', () => {
     assert.equal(seen?.string(), '{"busy":0}');
   });
 
+  test("cannot read runs' events as they are appended, its own runs' included", async () => {
+    const refused = new Promise<Error | null>((resolve) => {
+      starter.subscribe(subjects.lifecycleAll(naming), {
+        callback: (error, message) => resolve(error ?? new Error(`read ${message.subject}`)),
+      });
+      setTimeout(() => resolve(null), 3_000);
+    });
+    await starter.flush();
+
+    await jetstream(scheduler).publish(subjects.lifecycle(naming, 41), '{"type":"RunStarted"}');
+
+    const outcome = await refused;
+    assert.ok(outcome, 'the subscription was neither refused nor fed');
+    assert.match(outcome.message, /permissions violation/i);
+  });
+
+  test('hears a cancel on the cancel subject of a run it holds', async () => {
+    const heard = new Promise<string>((resolve) => {
+      starter.subscribe(subjects.cancels(naming, 42), {
+        callback: (_error, message) => resolve(message.string()),
+      });
+    });
+    await starter.flush();
+
+    scheduler.publish(subjects.cancels(naming, 42), '{"type":"RunCancelRequested"}');
+
+    assert.equal(await heard, '{"type":"RunCancelRequested"}');
+  });
+
   test('cannot append a run request', async () => {
     const before = await requestedCount();
 

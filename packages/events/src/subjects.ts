@@ -29,6 +29,11 @@ export const subjects = {
   /** Request/reply: a starter asks a scheduler to claim a run. */
   claims: (naming: Naming) => `${naming.prefix}.claims`,
   /**
+   * Core NATS, not in the stream: a scheduler repeats each RunCancelRequested here after
+   * appending it, for the starter holding the run, which may read this and not the log.
+   */
+  cancels: (naming: Naming, runId: number) => `${naming.prefix}.cancels.${runId}`,
+  /**
    * Core NATS, not in the stream: what a running script printed so far, pushed by its starter
    * (`LiveOutputMessage`). Outside `<prefix>.runs.>`, so the log never stores it.
    */

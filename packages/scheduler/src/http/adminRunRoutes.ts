@@ -82,12 +82,18 @@ async function cancelRun(
   for (let attempt = 1; attempt <= cancelAttempts; attempt++) {
     const last = await eventLog.lastEventOf(runId);
     if (isEnd(last?.event)) throw new HttpError(409, { error: 'the run has already finished' });
-    if (last?.event?.type === 'RunCancelRequested') return 'pending';
+    if (last?.event?.type === 'RunCancelRequested') {
+      // Asked again: tell the starter again, in case it missed the first notice.
+      await eventLog.notifyCancel(last.event);
+      return 'pending';
+    }
 
     const state = stateAfter(last);
-    const appended = await eventLog.appendIfUnchanged(cancelRequested(runId, now), last?.seq ?? 0);
+    const cancel = cancelRequested(runId, now);
+    const appended = await eventLog.appendIfUnchanged(cancel, last?.seq ?? 0);
     if (appended.outcome === 'already-decided') continue;
     if (!last) await eventLog.appendIfUnchanged(cancelledUnstarted(runId, now), appended.seq);
+    else await eventLog.notifyCancel(cancel);
     return state;
   }
   throw new ServiceUnavailableError('the run kept changing; try the cancel again');

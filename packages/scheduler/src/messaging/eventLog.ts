@@ -13,6 +13,7 @@ import {
   encodeEvent,
   messageIdFor,
   type Naming,
+  type RunCancelRequested,
   type RunEvent,
   type RunLifecycleEvent,
   type RunRequested,
@@ -113,6 +114,15 @@ export class RunEventLog {
       if (isWrongLastSequence(error)) return { outcome: 'already-decided' };
       throw error;
     }
+  }
+
+  /**
+   * Tells the starter holding a run of its cancel, on the run's cancel subject (core NATS,
+   * nothing stored): starters may read that subject, not the log. Call it after the append.
+   */
+  async notifyCancel(event: RunCancelRequested): Promise<void> {
+    this.connection.publish(subjects.cancels(this.naming, event.runId), encodeEvent(event));
+    await this.connection.flush();
   }
 
   /** Reads the message at `seq` and decodes it as a run request. Null when there is none. */

@@ -18,10 +18,11 @@ export function unwatched(): CancelWatch {
 }
 
 /**
- * Listens (core NATS) on one run's subject for its RunCancelRequested. Opened before the
- * starter asks for the claim and flushed, so the server has the interest before the run is
- * claimed: a cancel appended after RunClaimed always reaches the watch. Only this run's
- * subject is watched, so a starter never receives the fleet's other runs and their output.
+ * Listens (core NATS) on one run's cancel subject, where a scheduler repeats the run's
+ * RunCancelRequested once it is in the log. Opened before the starter asks for the claim and
+ * flushed, so the server has the interest before the run is claimed: a cancel appended after
+ * RunClaimed always reaches the watch. A starter may read its runs' cancel subjects and
+ * nothing of the log (deploy/nats/accounts.conf), so it never sees other runs' events.
  *
  * A failure to subscribe (NATS away, permissions) is logged and leaves the run uncancellable
  * rather than failing it.
@@ -35,7 +36,7 @@ export async function watchForCancel(
   const cancelled = new AbortController();
   let subscription: Subscription;
   try {
-    subscription = nc.subscribe(subjects.lifecycle(naming, runId), {
+    subscription = nc.subscribe(subjects.cancels(naming, runId), {
       callback: (error, message) => {
         if (error) {
           log.warn({ err: error }, 'cancel watch failed');
@@ -43,6 +44,7 @@ export async function watchForCancel(
         }
         const event = decodeEvent(message.data);
         if (!event.ok || event.value.type !== 'RunCancelRequested') return;
+        if (event.value.runId !== runId) return;
         if (!cancelled.signal.aborted) log.info('run cancel requested');
         cancelled.abort();
       },
