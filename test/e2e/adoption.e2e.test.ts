@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
+import { runPipelineCommand } from '../../packages/scheduler/src/cli/commands.ts';
 import { baseUuid, type Pipeline, startPipeline } from '../support/pipeline.ts';
 
 // Switching over (issue #3): pointed at the database of an original installation, the
 // pipeline keeps the old runs readable through the same endpoints and gives new runs ids
-// above the highest old one.
+// above the highest old one. It writes the old runs and statistics into the log once
+// (issue #5), so a rebuild from the log keeps them.
 
 let pipeline: Pipeline;
 const oldBase = '0b7c8d9e-1f2a-4b3c-8d4e-5f6a7b8c9d0e';
@@ -94,5 +97,51 @@ describe('adopting an original installation', () => {
     const result = await pipeline.waitFinished(submitted.id, submitted.scriptName);
     assert.equal(result.output, 'new 😀\n');
     assert.equal(result.dtable_uuid, baseUuid);
+  });
+});
+
+/** Runs the `pipeline` command with the scheduler's environment. */
+async function pipelineCommand(...argv: string[]) {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const out: string[] = [];
+  const err: string[] = [];
+  stdout.on('data', (chunk: Buffer) => out.push(chunk.toString()));
+  stderr.on('data', (chunk: Buffer) => err.push(chunk.toString()));
+  const code = await runPipelineCommand(argv, { env: pipeline.env, stdout, stderr });
+  return { code, stdout: out.join(''), stderr: err.join('') };
+}
+
+describe('the adopted history in the log', () => {
+  test('holds each old run once, as RunImported, with what its row held', async () => {
+    const printed = await pipelineCommand('events', '--run', '4711');
+    assert.equal(printed.code, 0, printed.stderr);
+    const events = printed.stdout
+      .trim()
+      .split('\n')
+      .map(
+        (line) => JSON.parse(line) as { type: string; event: { data: Record<string, unknown> } },
+      );
+    assert.deepEqual(
+      events.map((logged) => logged.type),
+      ['RunImported'],
+    );
+    assert.equal(events[0]?.event.data.output, 'old output\n');
+    assert.equal(events[0]?.event.data.dtableUuid, oldBase);
+  });
+
+  test('rebuild from the log gives identical tables, old runs and statistics included', async () => {
+    const rebuilt = await pipelineCommand('rebuild');
+    assert.equal(rebuilt.code, 0, rebuilt.stderr + rebuilt.stdout);
+    assert.match(rebuilt.stdout, /^identical: /m);
+    assert.match(rebuilt.stdout, /^swapped: /m);
+
+    const single = await pipeline.request(
+      `/run-script/4711/?dtable_uuid=${oldBase}&script_name=legacy.py`,
+    );
+    const { script } = (await single.json()) as { script: Record<string, unknown> };
+    assert.equal(script.output, 'old output\n');
+    const running = await pipeline.request('/scripts-running-count/?username=old@example.invalid');
+    assert.deepEqual(await running.json(), { count: 7 });
   });
 });

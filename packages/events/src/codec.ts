@@ -1,12 +1,12 @@
 import type { z } from 'zod';
-import { type RunEvent, runEventSchema } from './runEvents.ts';
+import { type LogEvent, logEventSchema, type RunEvent, runEventSchema } from './runEvents.ts';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
-export function encodeEvent(event: RunEvent): Uint8Array {
+export function encodeEvent(event: LogEvent): Uint8Array {
   // Validate on the way out too: a bad event must never enter the log.
-  const checked = runEventSchema.parse(event);
+  const checked = logEventSchema.parse(event);
   return encoder.encode(JSON.stringify(checked));
 }
 
@@ -25,6 +25,8 @@ type Upcaster = (raw: RawEvent) => RawEvent;
  * (a missing version is 0): `RunRequested` had no `operator`, `RunStarted` no
  * `containerId`, and `RunFinished` measured `spend_time` in seconds instead of
  * `durationMs` and knew neither output chunks, truncation, cancellation nor lost runs.
+ * `RunImported` and `StatisticsImported` (the history of an adopted original) began at
+ * version 1 and have no older form.
  */
 const upcasters: Record<string, Upcaster> = {
   'RunRequested@0': (raw) => withData(raw, (data) => ({ operator: null, ...data })),
@@ -69,6 +71,11 @@ function upcast(raw: RawEvent): RawEvent {
 
 export function decodeEvent(bytes: Uint8Array): DecodeResult<RunEvent> {
   return decodeWith(runEventSchema, bytes, upcast);
+}
+
+/** Any event of the log, the adopted original's statistics included. */
+export function decodeLogEvent(bytes: Uint8Array): DecodeResult<LogEvent> {
+  return decodeWith(logEventSchema, bytes, upcast);
 }
 
 /** Decodes and validates any JSON message against a schema, never throwing. */

@@ -1,11 +1,14 @@
 export type { ClaimReply, ClaimRequest, StarterHeartbeat } from './claims.ts';
 export { claimReplySchema, claimRequestSchema, starterHeartbeatSchema } from './claims.ts';
 export type { DecodeResult } from './codec.ts';
-export { decodeEvent, decodeWith, encodeEvent, encodeJson } from './codec.ts';
+export { decodeEvent, decodeLogEvent, decodeWith, encodeEvent, encodeJson } from './codec.ts';
 export type { LiveOutputMessage } from './liveOutput.ts';
 export { liveOutputMessageSchema } from './liveOutput.ts';
 export { outputTexts } from './outputTexts.ts';
 export type {
+  ImportedStatisticsTable,
+  LogEvent,
+  LogEventType,
   RunCancelRequested,
   RunClaimed,
   RunEvent,
@@ -17,8 +20,11 @@ export type {
   RunRejected,
   RunRequested,
   RunStarted,
+  StatisticsImported,
 } from './runEvents.ts';
 export {
+  importedStatisticsTables,
+  logEventSchema,
   RUN_EVENT_SCHEMA_VERSION,
   runEventSchema,
   runFinishedSchema,

@@ -153,6 +153,32 @@ export const runImportedSchema = z.object({
   }),
 });
 
+/** The statistics tables of the read model, as an adopted original's import names them. */
+export const importedStatisticsTables = [
+  'dtable_run_script_statistics',
+  'user_run_script_statistics',
+  'org_run_script_statistics',
+  'dtable_run_script_statistics_monthly',
+  'user_run_script_statistics_monthly',
+  'org_run_script_statistics_monthly',
+] as const;
+
+/**
+ * Rows of one statistics table of an adopted original database, written into the log with
+ * its runs (a few hundred rows per event), so that a rebuild keeps the original's counts:
+ * they are not all derivable from its runs, whose log rows the original deleted sooner. Each
+ * row holds the table's columns by name (the surrogate `id` aside), as the table held them:
+ * dates as `YYYY-MM-DD`, times as MariaDB writes them, in UTC.
+ */
+export const statisticsImportedSchema = z.object({
+  type: z.literal('StatisticsImported'),
+  ...base,
+  data: z.object({
+    table: z.enum(importedStatisticsTables),
+    rows: z.array(z.record(z.string(), z.union([z.string(), z.number(), z.null()]))),
+  }),
+});
+
 export const runEventSchema = z.discriminatedUnion('type', [
   runRequestedSchema,
   runClaimedSchema,
@@ -164,6 +190,16 @@ export const runEventSchema = z.discriminatedUnion('type', [
   runImportedSchema,
 ]);
 
+/**
+ * Everything the log holds: the run events and the adopted original's statistics. Services
+ * that deal with runs (the starters) read `runEventSchema`; the projector and the audit
+ * read this one.
+ */
+export const logEventSchema = z.discriminatedUnion('type', [
+  ...runEventSchema.options,
+  statisticsImportedSchema,
+]);
+
 export type RunRequested = z.infer<typeof runRequestedSchema>;
 export type RunClaimed = z.infer<typeof runClaimedSchema>;
 export type RunRejected = z.infer<typeof runRejectedSchema>;
@@ -172,7 +208,11 @@ export type RunOutputChunk = z.infer<typeof runOutputChunkSchema>;
 export type RunFinished = z.infer<typeof runFinishedSchema>;
 export type RunCancelRequested = z.infer<typeof runCancelRequestedSchema>;
 export type RunImported = z.infer<typeof runImportedSchema>;
+export type StatisticsImported = z.infer<typeof statisticsImportedSchema>;
+export type ImportedStatisticsTable = StatisticsImported['data']['table'];
 export type RunEvent = z.infer<typeof runEventSchema>;
 export type RunEventType = RunEvent['type'];
 /** Every event but RunRequested, whose run id is its stream sequence. */
 export type RunLifecycleEvent = Exclude<RunEvent, RunRequested>;
+export type LogEvent = z.infer<typeof logEventSchema>;
+export type LogEventType = LogEvent['type'];

@@ -26,6 +26,10 @@ export const subjects = {
   /** Every later event of one run. */
   lifecycle: (naming: Naming, runId: number) => `${naming.prefix}.runs.run.${runId}`,
   lifecycleAll: (naming: Naming) => `${naming.prefix}.runs.run.*`,
+  /** One event of an adopted original's statistics: its table and the event's place. */
+  importedStatistics: (naming: Naming, table: string, part: number) =>
+    `${naming.prefix}.runs.imported.${table}.${part}`,
+  importedStatisticsAll: (naming: Naming) => `${naming.prefix}.runs.imported.>`,
   /** Request/reply: a starter asks a scheduler to claim a run. */
   claims: (naming: Naming) => `${naming.prefix}.claims`,
   /**

@@ -2,6 +2,7 @@ import type { MikroORM } from '@mikro-orm/mariadb';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import { importAdoptedHistory } from './adoption/adoptedHistory.ts';
 import { checkStreamRetention } from './audit/retentionCheck.ts';
 import { ClaimResponder } from './claims/claimResponder.ts';
 import { FairSharePolicy } from './claims/fairShare.ts';
@@ -60,6 +61,10 @@ export async function startScheduler(
     await releaseSqliteFile?.();
     throw error;
   });
+  // Before anything is served: see importAdoptedHistory.
+  await untilReady('adopted history import', logger, () =>
+    importAdoptedHistory({ orm, eventLog, logger }),
+  );
   checkStreamRetention(config.stream, config.retention, logger);
   watchConnection(connection, logger, setUpLog);
 

@@ -6,6 +6,7 @@ import { sqlOf } from '../db/sql.ts';
 import type { RunEventLog } from '../messaging/eventLog.ts';
 import { RunProjection } from '../projection/runProjection.ts';
 import { deleteExpiredRows } from '../retention/retention.ts';
+import { deferSecondaryIndexes } from './deferredIndexes.ts';
 import {
   differingTables,
   readModelTables,
@@ -72,9 +73,10 @@ const schemaName = /^[A-Za-z0-9_$]{1,64}$/;
  * in-place rebuild drops the scratch schema (holding the old tables) afterwards; `into`
  * keeps it.
  *
- * Runs the live read model has and the log does not (an adopted original's history that was
- * never imported, or runs whose events the stream's max age already dropped) would be lost:
- * the rebuild then refuses, unless forced.
+ * Runs the live read model has and the log does not (runs whose events the stream's max age
+ * already dropped, or an adopted original's history while the scheduler is still importing
+ * it) would be lost: the rebuild then refuses, unless forced. An adopted original's history
+ * that is imported is in the log (`RunImported`, `StatisticsImported`) and is rebuilt.
  */
 export async function rebuildReadModel(
   deps: RebuildDeps,
@@ -96,9 +98,13 @@ export async function rebuildReadModel(
 
   const before = await summarizeReadModel(liveSql, live);
   await createEmptyReadModel(deps.orm, live, schema);
+  const addIndexes = await deferSecondaryIndexes(liveSql, schema, readModelTables);
   const target = await openDatabase({ ...deps.database, name: schema, poolSize: 4 });
   try {
-    const { events, seconds } = await projectWholeLog(deps, target);
+    const startedAt = performance.now();
+    const { events } = await projectWholeLog(deps, target);
+    await addIndexes();
+    const seconds = (performance.now() - startedAt) / 1000;
     // Before retention: a run that retention deletes from the rebuilt tables is in the log.
     const runsNotInLog = await countRunsNotIn(deps.orm, live, schema);
     // The live tables lost what retention deleted; the log still has it.
@@ -121,12 +127,14 @@ export async function rebuildReadModel(
       swapped: false,
       runsNotInLog,
     };
-    // TODO(#5): the scheduler does not yet write an adopted original's rows into the log as
-    // RunImported (the event and its projection exist), so an adopted read model refuses here.
-    if (runsNotInLog > 0 && swap && !options.force) {
+    const importing = await adoptionImportUnfinished(deps.orm, deps.eventLog.naming.stream);
+    if ((runsNotInLog > 0 || importing) && swap && !options.force) {
       throw new RebuildRefusedError(
-        `${runsNotInLog} runs of the read model are not in the log (an adopted original's history, or expired from the stream); ` +
-          'a rebuild would lose them, so nothing was replaced. Let the scheduler import them first, or pass --force.',
+        importing
+          ? "the scheduler has not finished importing the adopted original's history into the log; " +
+              'a rebuild now would lose part of it, so nothing was replaced. Start the scheduler and let it finish, or pass --force.'
+          : `${runsNotInLog} runs of the read model are not in the log (expired from the stream); ` +
+              'a rebuild would lose them, so nothing was replaced. Pass --force to rebuild without them.',
       );
     }
     if (swap) {
@@ -166,7 +174,9 @@ async function projectWholeLog(
     eventLog: deps.eventLog,
     timeZone: deps.timeZone,
     logger: deps.logger,
-    batchSize: 1000,
+    // Big batches: fewer commits, and a run's events fall more often into one batch, so its
+    // row is written once, already finished.
+    batchSize: 5000,
   });
   const applied = () => Math.max(0, projection.position - state.first_seq + 1);
   const timer = setInterval(() => {
@@ -185,6 +195,14 @@ async function projectWholeLog(
     await projection.stop();
   }
   return { events: total, seconds: (performance.now() - startedAt) / 1000 };
+}
+
+async function adoptionImportUnfinished(orm: MikroORM, stream: string): Promise<boolean> {
+  const rows = await sqlOf(orm).all<{ stream: string }>(
+    'SELECT stream FROM pipeline_adoption WHERE stream = ? AND imported_at IS NULL',
+    [stream],
+  );
+  return rows.length > 0;
 }
 
 async function countRunsNotIn(orm: MikroORM, live: string, schema: string): Promise<number> {

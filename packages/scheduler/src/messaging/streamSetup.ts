@@ -13,6 +13,7 @@ import {
   subjects,
 } from '@pipeline/events';
 import type { Logger } from 'pino';
+import { recordAdoption } from '../adoption/adoptedHistory.ts';
 import { fromSqlDateTime, sqlOf } from '../db/sql.ts';
 import { isWrongLastSequence } from './eventLog.ts';
 
@@ -51,6 +52,9 @@ export async function ensureEventLog(
   if (!exists) {
     const highestRunId = await highestExistingRunId(orm);
     if (highestRunId > 0) {
+      // Rows but nothing ever projected: an original installation's tables, whose history
+      // the scheduler then writes into the new log (importAdoptedHistory).
+      if (!(await hasProjected(orm))) await recordAdoption(orm, naming.stream, highestRunId + 1);
       await createAbove(manager, naming, options, highestRunId + 1);
       logger.info(
         { stream: naming.stream, firstSequence: highestRunId + 1 },
@@ -109,6 +113,13 @@ async function highestExistingRunId(orm: MikroORM): Promise<number> {
   return Number(row?.highest ?? 0);
 }
 
+async function hasProjected(orm: MikroORM): Promise<boolean> {
+  const [checkpoint] = await sqlOf(orm).all<{ highest: number | string | null }>(
+    'SELECT MAX(stream_sequence) AS highest FROM pipeline_checkpoint',
+  );
+  return Number(checkpoint?.highest ?? 0) > 0;
+}
+
 interface OpenRunRow {
   id: number;
   started_at: string | null;
@@ -132,10 +143,7 @@ async function endRunsOfLostLog(
   logger: Logger,
 ): Promise<void> {
   const sql = sqlOf(orm);
-  const [checkpoint] = await sql.all<{ highest: number | string | null }>(
-    'SELECT MAX(stream_sequence) AS highest FROM pipeline_checkpoint',
-  );
-  if (Number(checkpoint?.highest ?? 0) === 0) return;
+  if (!(await hasProjected(orm))) return;
   const openRuns = await sql.all<OpenRunRow>(
     `SELECT id, CAST(started_at AS CHAR) AS started_at FROM script_log
      WHERE state IN ('pending', 'running') AND id <= ? ORDER BY id`,

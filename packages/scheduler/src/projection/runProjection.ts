@@ -1,26 +1,24 @@
 import type { MikroORM } from '@mikro-orm/mariadb';
 import { type ConsumerMessages, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
 import {
-  decodeEvent,
+  decodeLogEvent,
+  type LogEvent,
   type RunEvent,
-  type RunRequested,
   runIdFromLifecycleSubject,
   subjects,
 } from '@pipeline/events';
 import type { Logger } from 'pino';
 import { inTransaction, sqlOf } from '../db/sql.ts';
 import type { RunEventLog } from '../messaging/eventLog.ts';
-import { applyRunEvent } from './applyRunEvent.ts';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
-import { insertRequestedRuns } from './runRows.ts';
-import { StatisticsBatch } from './statisticsBatch.ts';
+import { ProjectionBatch, type ProjectionContext } from './projectionBatch.ts';
 
 export interface RunProjectionDeps {
   orm: MikroORM;
   eventLog: RunEventLog;
   timeZone: string;
   logger: Logger;
-  /** Events applied per transaction at most. @default 500 */
+  /** Events applied per transaction at most. @default 1000 */
   batchSize?: number;
   /** Told the events of each batch once it is committed (the scheduler's metrics count runs). */
   onCommitted?: (events: readonly RunEvent[]) => void;
@@ -39,6 +37,7 @@ export class RunProjection {
   private readonly deps: RunProjectionDeps;
   private readonly logger: Logger;
   private readonly batchSize: number;
+  private readonly context: ProjectionContext;
   private appliedThrough = 0;
   /** The last sequence the current consumer delivered and this projector committed. */
   private deliveredThrough = 0;
@@ -52,7 +51,8 @@ export class RunProjection {
   constructor(deps: RunProjectionDeps) {
     this.deps = deps;
     this.logger = deps.logger.child({ component: 'projection' });
-    this.batchSize = deps.batchSize ?? 500;
+    this.batchSize = deps.batchSize ?? 1000;
+    this.context = { timeZone: deps.timeZone, logger: this.logger };
   }
 
   /** The last stream sequence applied and committed by this projector. */
@@ -105,21 +105,28 @@ export class RunProjection {
     this.advance(checkpoint);
     this.deliveredThrough = checkpoint;
     const { jetStream, naming } = this.deps.eventLog;
+    // No subject filter: the stream holds only the log's subjects, and a filtered consumer
+    // makes nats-server 2.9 count the pending messages by scanning the stream from the start
+    // sequence, which takes seconds over a million events each time the projector resumes.
     const consumer = await jetStream.consumers.get(naming.stream, {
-      filter_subjects: subjects.all(naming),
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: checkpoint + 1,
     });
-    const arrived: JsMsg[] = [];
+    // Decoded as they arrive, so that decoding overlaps the database's work on the last batch.
+    const arrived: ArrivedEvent[] = [];
     // Back-pressure: the consumer delivers as fast as NATS can, the database is slower. Past
     // a few batches in memory the consumer is closed; once they are applied, the projector
     // follows again from the checkpoint, so a long log never sits in memory as a whole.
     const flow = { paused: false };
-    const highWaterMark = this.batchSize * 4;
+    const highWaterMark = this.batchSize * 8;
     const messages = await consumer.consume({
-      max_messages: 256,
+      max_messages: 1024,
       callback: (message) => {
-        arrived.push(message);
+        arrived.push({
+          seq: message.seq,
+          pending: message.info.pending,
+          event: this.eventOf(message),
+        });
         if (!flow.paused && arrived.length >= highWaterMark) {
           flow.paused = true;
           void this.messages?.close().catch(() => {});
@@ -140,7 +147,7 @@ export class RunProjection {
   }
 
   private async applyAsTheyArrive(
-    arrived: JsMsg[],
+    arrived: ArrivedEvent[],
     closed: Promise<Error>,
     flow: { paused: boolean },
   ): Promise<void> {
@@ -162,52 +169,29 @@ export class RunProjection {
       const batch = arrived.splice(0, this.batchSize);
       await this.applyBatch(batch);
       const last = batch[batch.length - 1];
-      if (!caughtUpLogged && arrived.length === 0 && last?.info.pending === 0) {
+      if (!caughtUpLogged && arrived.length === 0 && last?.pending === 0) {
         caughtUpLogged = true;
         this.logger.info({ position: this.appliedThrough }, 'projection caught up');
       }
     }
   }
 
-  // TODO(#5): 9,200 events/s on a short backlog, 6,100 over a million (bench/projection.bench.ts),
-  // below the 10,000 target: claims, starts and ends still take a few statements each.
-  private async applyBatch(batch: JsMsg[]): Promise<void> {
+  private async applyBatch(decoded: ArrivedEvent[]): Promise<void> {
     const applied = await inTransaction(this.deps.orm, async (sql) => {
-      // A fresh batch per attempt: a retried transaction must not see rows of the failed one.
-      const statistics = new StatisticsBatch();
-      const context = { timeZone: this.deps.timeZone, logger: this.logger, statistics };
       const checkpoint = await readCheckpoint(sql, { lock: true });
       // The tables went back behind what this consumer already delivered: a rebuild swapped
       // them in, or a backup was restored. Start over from their checkpoint, or the events
       // in between would be skipped.
       if (checkpoint < this.deliveredThrough) throw new CheckpointMovedBackError(checkpoint);
-      const events: RunEvent[] = [];
-      // Consecutive requests (a burst of submissions) go in one INSERT, written before any
-      // later event of the batch, which may be about one of them.
-      let requested: { runId: number; event: RunRequested }[] = [];
-      const writeRequested = async () => {
-        if (requested.length === 0) return;
-        await insertRequestedRuns(sql, requested);
-        requested = [];
-      };
-      let last = checkpoint;
-      for (const message of batch) {
-        if (message.seq <= last) continue;
-        const event = this.eventOf(message);
-        if (event?.type === 'RunRequested' && event.data.operator === null) {
-          requested.push({ runId: message.seq, event });
-          events.push(event);
-        } else if (event) {
-          await writeRequested();
-          await applyRunEvent(sql, message.seq, event, context);
-          events.push(event);
-        }
-        last = message.seq;
-      }
-      await writeRequested();
-      await statistics.flush(sql);
+      const fresh = decoded.filter(({ seq }) => seq > checkpoint);
+      const events = fresh.flatMap(({ seq, event }) => (event ? [{ seq, event }] : []));
+      // A fresh batch per attempt: a retried transaction must not see rows of the failed one.
+      const projection = await ProjectionBatch.load(sql, events, this.context);
+      for (const event of events) projection.apply(event);
+      await projection.write(sql);
+      const last = fresh.at(-1)?.seq ?? checkpoint;
       if (last > checkpoint) await writeCheckpoint(sql, last);
-      return { last, events };
+      return { last, events: events.flatMap(({ event }) => (isRunEvent(event) ? [event] : [])) };
     });
     this.deliveredThrough = applied.last;
     this.advance(applied.last);
@@ -215,10 +199,10 @@ export class RunProjection {
   }
 
   /** The decoded event, or null (logged) when the message is not a valid event where it is. */
-  private eventOf(message: JsMsg): RunEvent | null {
+  private eventOf(message: JsMsg): LogEvent | null {
     const { naming } = this.deps.eventLog;
     const where = { seq: message.seq, subject: message.subject };
-    const decoded = decodeEvent(message.data);
+    const decoded = decodeLogEvent(message.data);
     if (!decoded.ok) {
       this.logger.warn({ ...where, reason: decoded.reason }, 'malformed event skipped');
       return null;
@@ -227,7 +211,9 @@ export class RunProjection {
     const expectedSubject =
       event.type === 'RunRequested'
         ? message.subject === subjects.requested(naming)
-        : runIdFromLifecycleSubject(naming, message.subject) === event.runId;
+        : event.type === 'StatisticsImported'
+          ? message.subject.startsWith(`${naming.prefix}.runs.imported.${event.data.table}.`)
+          : runIdFromLifecycleSubject(naming, message.subject) === event.runId;
     if (!expectedSubject) {
       this.logger.warn({ ...where, type: event.type }, 'event on the wrong subject skipped');
       return null;
@@ -244,12 +230,24 @@ export class RunProjection {
   }
 }
 
+/** A message of the log, decoded (null: not a valid event where it is, skipped). */
+interface ArrivedEvent {
+  seq: number;
+  /** Messages after this one in the log when it was delivered. */
+  pending: number;
+  event: LogEvent | null;
+}
+
 /** The read model's checkpoint is behind this projector's consumer. */
 class CheckpointMovedBackError extends Error {
   constructor(checkpoint: number) {
     super(`the read model's checkpoint moved back to ${checkpoint}`);
     this.name = 'CheckpointMovedBackError';
   }
+}
+
+function isRunEvent(event: LogEvent): event is RunEvent {
+  return event.type !== 'StatisticsImported';
 }
 
 /** Waits `ms`, or less when the projection is stopped meanwhile. */
