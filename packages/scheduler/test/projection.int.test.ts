@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { subjects } from '@pipeline/events';
 import { pino } from 'pino';
+import { openDatabase } from '../src/db/orm.ts';
 import { RunProjection } from '../src/projection/runProjection.ts';
 import { append, runClaimed, runFinished, runRequested, runStarted } from './support/events.ts';
 import { baseUuid, type Services, startServices } from './support/harness.ts';
@@ -375,6 +376,94 @@ describe('run projection', () => {
       );
     } finally {
       await second.stop();
+    }
+  });
+
+  test('a projector whose database connections die mid-batch resumes without gaps or doubles', async () => {
+    await projection.stop();
+    const owner = 'killed@example.invalid';
+    let last = 0;
+    const runIds: number[] = [];
+    for (let index = 0; index < 200; index++) {
+      const startedAt = new Date(Date.UTC(2026, 4, 6, 8, 0, index % 60));
+      const run = await completedRun(owner, startedAt, new Date(startedAt.getTime() + 1000));
+      runIds.push(run.runId);
+      last = run.last;
+    }
+    const orm = await openDatabase({ ...services.db, poolSize: 2 });
+    const killed = new RunProjection({
+      orm,
+      eventLog: services.eventLog,
+      timeZone,
+      logger: recordingLogger(),
+      batchSize: 40,
+    });
+    try {
+      killed.start();
+      // Kill the projector's connections (and so its open transaction) a few times while it
+      // works through the backlog; each time it starts over from the checkpoint.
+      let kills = 0;
+      for (let attempt = 0; attempt < 200 && kills < 4 && killed.position < last; attempt++) {
+        const connections = await services.db.query<{ id: number }>(
+          `SELECT ID AS id FROM information_schema.PROCESSLIST
+           WHERE DB = ? AND ID <> CONNECTION_ID() AND COMMAND <> 'Sleep'`,
+          [services.db.name],
+        );
+        for (const { id } of connections) {
+          await services.db.query(`KILL CONNECTION ${Number(id)}`).catch(() => {});
+          kills += 1;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.ok(kills > 0, 'the projector was interrupted at least once');
+      await killed.waitFor(last);
+    } finally {
+      await killed.stop();
+      await orm.close(true);
+      projection = startProjection();
+    }
+
+    const days = await statistics('user_run_script_statistics', 'username', owner);
+    assert.deepEqual(
+      days.map((day) => ({ ...day })),
+      [{ run_date: '2026-05-06', total_run_count: 200, total_run_time: 200 }],
+    );
+    const [finished] = await services.db.query<{ runs: number }>(
+      `SELECT COUNT(*) AS runs FROM script_log WHERE owner = ? AND state = 'finished'`,
+      [owner],
+    );
+    assert.equal(Number(finished?.runs), runIds.length);
+  });
+
+  test("a second scheduler's projector takes over when the first one stops mid-backlog", async () => {
+    const orm = await openDatabase({ ...services.db, poolSize: 2 });
+    const other = new RunProjection({
+      orm,
+      eventLog: services.eventLog,
+      timeZone,
+      logger: recordingLogger(),
+      batchSize: 20,
+    });
+    other.start();
+    try {
+      const owner = 'take-over@example.invalid';
+      let last = 0;
+      for (let index = 0; index < 100; index++) {
+        const startedAt = new Date(Date.UTC(2026, 4, 7, 8, 0, index % 60));
+        last = (await completedRun(owner, startedAt, new Date(startedAt.getTime() + 2000))).last;
+      }
+      // The first scheduler goes away while both still work through the backlog.
+      await projection.stop();
+      await other.waitFor(last);
+      const days = await statistics('user_run_script_statistics', 'username', owner);
+      assert.deepEqual(
+        days.map((day) => ({ ...day })),
+        [{ run_date: '2026-05-07', total_run_count: 100, total_run_time: 200 }],
+      );
+    } finally {
+      await other.stop();
+      await orm.close(true);
+      projection = startProjection();
     }
   });
 

@@ -1,4 +1,4 @@
-import { canonicalUuid, type RunEventType, runEventSchema } from '@pipeline/events';
+import { canonicalUuid, type LogEventType, logEventSchema } from '@pipeline/events';
 import { endInstant, rangeBoundValue } from '../http/read/queryValues.ts';
 import type { EventFilter } from './eventReader.ts';
 
@@ -18,7 +18,7 @@ export type ParsedFilter = { ok: true; filter: EventFilter } | { ok: false; prob
 /** How the caller spells each field, for the message that names a bad one. */
 export type FieldNames = Record<keyof EventFilterInput, string>;
 
-export const eventTypes: readonly RunEventType[] = runEventSchema.options.map(
+export const eventTypes: readonly LogEventType[] = logEventSchema.options.map(
   (option) => option.shape.type.value,
 );
 
@@ -73,7 +73,7 @@ export function parseEventFilter(
     if (!(eventTypes as readonly string[]).includes(input.type)) {
       return bad(names.type, `must be one of ${eventTypes.join(', ')}`, input.type);
     }
-    filter.type = input.type as RunEventType;
+    filter.type = input.type as LogEventType;
   }
   if (filter.since && filter.until && filter.since > filter.until) {
     return { ok: false, problem: `${names.since} must not be after ${names.until}` };

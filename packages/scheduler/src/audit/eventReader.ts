@@ -1,12 +1,14 @@
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import {
   decodeEvent,
+  decodeLogEvent,
+  type LogEvent,
+  type LogEventType,
   type Naming,
-  type RunEvent,
-  type RunEventType,
   runIdFromLifecycleSubject,
   subjects,
 } from '@pipeline/events';
+import type { RunIndex } from './runIndex.ts';
 
 /** One message of the log as the audit shows it: where it is, when it was stored, what it says. */
 export interface LoggedEvent {
@@ -15,9 +17,10 @@ export interface LoggedEvent {
   time: string;
   subject: string;
   /** Null when the message is not a valid event; `reason` says why. */
-  type: RunEventType | null;
+  type: LogEventType | null;
+  /** Null also for an adopted original's statistics, which belong to no run. */
   runId: number | null;
-  event: RunEvent | null;
+  event: LogEvent | null;
   reason?: string;
 }
 
@@ -32,7 +35,7 @@ export interface EventFilter {
   since?: Date;
   /** Stream time, inclusive. */
   until?: Date;
-  type?: RunEventType;
+  type?: LogEventType;
 }
 
 /** The part of the event log the reader needs. */
@@ -49,26 +52,41 @@ interface RunIdentity {
   orgId: number | null;
 }
 
+/** Up to this many runs of an index lookup are read run by run, more by one scan. */
+const runsReadOneByOne = 50;
+
 /** Identities remembered while reading; older ones are looked up again when needed. */
 const identityCacheSize = 50_000;
 
 /**
  * Reads the log for the audit (the admin endpoints and `pipeline events`). A run's events are
- * its request (its id is the request's stream sequence) and its lifecycle subject; a filter
- * by base, owner or org needs each event's request, so a range is read in order with an
- * ordered consumer and filtered here, holding no more than a bounded cache of identities.
+ * its request (its id is the request's stream sequence) and its lifecycle subject. A filter
+ * by base, owner or org needs each event's request: with a run index (the read model's
+ * `audit_run`) it reads the matching runs one by one, and the log only after the read
+ * model's checkpoint; without one, or with `since`, a range is read in order with an ordered
+ * consumer and filtered here, holding no more than a bounded cache of identities.
  */
 export class EventReader {
   private readonly log: LogAccess;
+  private readonly index: RunIndex | undefined;
   private readonly identities = new Map<number, RunIdentity | null>();
 
-  constructor(log: LogAccess) {
+  /** With `index`, a filter by base, owner or org reads only the matching runs' events. */
+  constructor(log: LogAccess, index?: RunIndex) {
     this.log = log;
+    this.index = index;
   }
 
   /** Every event matching the filter, in stream order. */
   async *events(filter: EventFilter = {}): AsyncGenerator<LoggedEvent> {
-    const events = filter.runId === undefined ? this.range(filter) : this.runEvents(filter.runId);
+    const byIdentity =
+      filter.dtableUuid !== undefined || filter.owner !== undefined || filter.orgId !== undefined;
+    const events =
+      filter.runId !== undefined
+        ? this.runEvents(filter.runId)
+        : byIdentity && this.index && !filter.since
+          ? this.indexed(filter, this.index)
+          : this.range(filter);
     for await (const logged of events) {
       if (await this.matches(logged, filter)) yield logged;
     }
@@ -89,16 +107,48 @@ export class EventReader {
     yield* this.scan(subject, { deliver_policy: DeliverPolicy.All }, last.seq);
   }
 
-  // TODO(#5): a filter by base, owner or org without `since` reads the whole log in order;
-  // an index (a KV bucket of run ids per owner and base) would make it a lookup.
-  private async *range(filter: EventFilter): AsyncGenerator<LoggedEvent> {
+  /**
+   * The events of the runs the index names, and of the runs requested after the read model's
+   * checkpoint, in stream order: the same events a scan of the whole log finds. A few runs
+   * are read one by one (their request and their subject); more, from the first of them on,
+   * in order, which skips the log before it.
+   */
+  private async *indexed(filter: EventFilter, index: RunIndex): AsyncGenerator<LoggedEvent> {
+    const { runIds, projectedThrough } = await index.runsOf(filter);
+    const first = runIds[0] ?? projectedThrough + 1;
+    if (runIds.length > runsReadOneByOne) {
+      const indexedRuns = new Set(runIds);
+      for await (const logged of this.range(filter, Math.min(first, projectedThrough + 1))) {
+        const runId = logged.runId;
+        if (runId === null) continue;
+        // A run requested after the checkpoint is not indexed yet: `matches` checks its request.
+        if (indexedRuns.has(runId) || runId > projectedThrough) yield logged;
+      }
+      return;
+    }
+    const found = new Map<number, LoggedEvent>();
+    for (const runId of runIds) {
+      for await (const logged of this.runEvents(runId)) found.set(logged.seq, logged);
+    }
+    for await (const logged of this.range(filter, projectedThrough + 1)) {
+      found.set(logged.seq, logged);
+    }
+    for (const logged of [...found.values()].sort((left, right) => left.seq - right.seq)) {
+      if (filter.until && new Date(logged.time).getTime() > filter.until.getTime()) continue;
+      yield logged;
+    }
+  }
+
+  private async *range(filter: EventFilter, fromSequence = 1): AsyncGenerator<LoggedEvent> {
     const { naming, jetStreamManager } = this.log;
     const { state } = await jetStreamManager.streams.info(naming.stream);
-    if (state.messages === 0) return;
+    if (state.messages === 0 || fromSequence > state.last_seq) return;
     if (filter.since && filter.since.getTime() > new Date(state.last_ts).getTime()) return;
     const start = filter.since
       ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: filter.since.toISOString() }
-      : { deliver_policy: DeliverPolicy.All };
+      : fromSequence > 1
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSequence }
+        : { deliver_policy: DeliverPolicy.All };
     for await (const logged of this.scan(subjects.all(naming), start, state.last_seq)) {
       if (filter.until && new Date(logged.time).getTime() > filter.until.getTime()) return;
       yield logged;
@@ -110,6 +160,7 @@ export class EventReader {
     subject: string,
     start:
       | { deliver_policy: typeof DeliverPolicy.All }
+      | { deliver_policy: typeof DeliverPolicy.StartSequence; opt_start_seq: number }
       | { deliver_policy: typeof DeliverPolicy.StartTime; opt_start_time: string },
     lastSeq: number,
   ): AsyncGenerator<LoggedEvent> {
@@ -130,14 +181,19 @@ export class EventReader {
   }
 
   private describe(seq: number, time: Date, subject: string, data: Uint8Array): LoggedEvent {
-    const decoded = decodeEvent(data);
+    const decoded = decodeLogEvent(data);
     const where = { seq, time: time.toISOString(), subject };
     if (!decoded.ok) {
       const runId = runIdFromLifecycleSubject(this.log.naming, subject);
       return { ...where, type: null, runId, event: null, reason: decoded.reason };
     }
     const event = decoded.value;
-    const runId = event.type === 'RunRequested' ? seq : event.runId;
+    const runId =
+      event.type === 'RunRequested'
+        ? seq
+        : event.type === 'StatisticsImported'
+          ? null
+          : event.runId;
     if (event.type === 'RunRequested') this.remember(seq, event.data);
     if (event.type === 'RunImported') this.remember(event.runId, event.data);
     return { ...where, type: event.type, runId, event };

@@ -15,6 +15,7 @@ export const readModelTables = [
   'user_run_script_statistics_monthly',
   'org_run_script_statistics_monthly',
   'pipeline_checkpoint',
+  'audit_run',
 ] as const;
 
 /**

@@ -4,6 +4,7 @@ import { type EventFilterInput, eventTypes, parseEventFilter } from '../audit/ev
 import { EventReader } from '../audit/eventReader.ts';
 import type { TableSummary } from '../audit/readModelChecksum.ts';
 import { RebuildRefusedError, rebuildReadModel } from '../audit/rebuild.ts';
+import { readModelRunIndex } from '../audit/runIndex.ts';
 import { ConfigError, loadConfig } from '../config.ts';
 import { openLog, openReadModel } from './connections.ts';
 
@@ -153,14 +154,28 @@ async function eventsCommand(argv: string[], io: CommandIo): Promise<number> {
   if (!parsed.ok) throw new CommandError(parsed.problem);
 
   const log = await openLog(config);
+  const { dtableUuid, owner, orgId } = parsed.filter;
+  const byIdentity = dtableUuid !== undefined || owner !== undefined || orgId !== undefined;
+  // The read model's run index makes a filter by base, owner or org a lookup; without the
+  // database the whole log is read instead (the same events, slower).
+  const readModel = byIdentity
+    ? await openReadModel(config).catch((error: unknown) => {
+        io.stderr.write(`events: ${(error as Error).message}; reading the whole log instead\n`);
+        return null;
+      })
+    : null;
   try {
-    const reader = new EventReader(log.eventLog);
+    const reader = new EventReader(
+      log.eventLog,
+      readModel ? readModelRunIndex(readModel.orm) : undefined,
+    );
     for await (const logged of reader.events(parsed.filter)) {
       const { seq, time, subject, type, runId, event } = logged;
       const line = `${JSON.stringify({ seq, time, subject, type, runId, event, ...(logged.reason ? { reason: logged.reason } : {}) })}\n`;
       if (!io.stdout.write(line)) await new Promise((resolve) => io.stdout.once('drain', resolve));
     }
   } finally {
+    await readModel?.close();
     await log.close();
   }
   return 0;

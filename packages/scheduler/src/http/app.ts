@@ -94,7 +94,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       fleet: deps.fleet,
       requestDeadlineMs: deps.requestDeadlineMs ?? 4000,
     });
-    await auditRoutes(authenticated, { eventLog: deps.eventLog, timeZone: deps.timeZone });
+    await auditRoutes(authenticated, {
+      eventLog: deps.eventLog,
+      orm: deps.orm,
+      timeZone: deps.timeZone,
+    });
     const selectRows = selectRowsWith(deps.orm, deps.requestDeadlineMs ?? 4000);
     await liveOutputRoute(authenticated, {
       hub: deps.liveOutput,

@@ -1,3 +1,4 @@
+import type { MikroORM } from '@mikro-orm/mariadb';
 import type { FastifyInstance } from 'fastify';
 import { type EventFilterInput, parseEventFilter } from '../audit/eventFilter.ts';
 import {
@@ -6,11 +7,14 @@ import {
   type LogAccess,
   type LoggedEvent,
 } from '../audit/eventReader.ts';
+import { readModelRunIndex } from '../audit/runIndex.ts';
 import { HttpError, ServiceUnavailableError, withinDeadline } from './httpErrors.ts';
 
 export interface AuditRouteDeps {
   /** The log; without it the endpoints answer 503. */
   eventLog: LogAccess | undefined;
+  /** The read model, whose run index serves the filters by base, owner and org. */
+  orm?: MikroORM;
   /**
    * How long one audit read may take before it answers 503; a filter by base, owner or org
    * reads the log in order, which takes longer than a read of the database.
@@ -43,7 +47,7 @@ export async function auditRoutes(app: FastifyInstance, deps: AuditRouteDeps): P
   const deadlineMs = deps.auditDeadlineMs ?? 15_000;
   const reader = () => {
     if (!deps.eventLog) throw new ServiceUnavailableError('the event log is not configured');
-    return new EventReader(deps.eventLog);
+    return new EventReader(deps.eventLog, deps.orm ? readModelRunIndex(deps.orm) : undefined);
   };
 
   app.get('/admin/runs/:runId/events/', async (request) => {

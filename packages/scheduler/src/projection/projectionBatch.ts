@@ -11,7 +11,9 @@ import { type Sql, toSqlDateTime } from '../db/sql.ts';
 import { localDate } from '../http/runView.ts';
 import { isGroupOwner } from '../submission/parseSubmission.ts';
 import {
+  type AuditRunRow,
   deleteOutputChunks,
+  insertAuditRuns,
   insertImportedStatistics,
   type OutputChunkRow,
   type RunDetailRow,
@@ -67,6 +69,7 @@ export class ProjectionBatch {
   private readonly chunksWritten = new Map<number, Map<number, string>>();
   private readonly endedRuns = new Set<number>();
   private readonly importedStatistics: StatisticsImported[] = [];
+  private readonly auditRuns: AuditRunRow[] = [];
   readonly statistics = new StatisticsBatch();
 
   private constructor(context: ProjectionContext) {
@@ -158,6 +161,7 @@ export class ProjectionBatch {
       sql,
       changedRuns.map((run) => run.row),
     );
+    await insertAuditRuns(sql, this.auditRuns);
     await upsertRunDetails(sql, [...this.details.values()]);
     await deleteOutputChunks(sql, [...this.endedRuns]);
     const openChunks = [...this.chunksWritten].flatMap(([runId, pieces]) =>
@@ -174,8 +178,14 @@ export class ProjectionBatch {
   }
 
   private applyRequested(runId: number, event: RunRequested): void {
+    const request = event.data;
+    this.auditRuns.push({
+      run_id: runId,
+      dtable_uuid: request.dtableUuid,
+      owner: request.owner,
+      org_id: request.orgId,
+    });
     if (!this.runs.has(runId)) {
-      const request = event.data;
       this.runs.set(runId, {
         stored: false,
         changed: true,
@@ -205,8 +215,14 @@ export class ProjectionBatch {
    * the database it came from) is left as it is; a rebuild writes it back.
    */
   private applyImported(event: RunImported): void {
-    if (this.runs.has(event.runId)) return;
     const imported = event.data;
+    this.auditRuns.push({
+      run_id: event.runId,
+      dtable_uuid: imported.dtableUuid,
+      owner: imported.owner,
+      org_id: imported.orgId,
+    });
+    if (this.runs.has(event.runId)) return;
     const time = (value: string | null) => (value === null ? null : importedDateTime(value));
     this.runs.set(event.runId, {
       stored: false,

@@ -253,3 +253,20 @@ export async function insertImportedStatistics(
     rows: rows.map((row) => columns.map((column) => row[column] ?? null)),
   });
 }
+
+export interface AuditRunRow {
+  run_id: number;
+  dtable_uuid: string;
+  owner: string | null;
+  org_id: number | null;
+}
+
+/** Who each run belongs to, once (see Migration0007AuditRunIndex). */
+export async function insertAuditRuns(sql: Sql, runs: readonly AuditRunRow[]): Promise<void> {
+  await upsertRows(sql, {
+    table: 'audit_run',
+    columns: ['run_id', 'dtable_uuid', 'owner', 'org_id'],
+    key: ['run_id'],
+    rows: runs.map((run) => [run.run_id, run.dtable_uuid, run.owner, run.org_id]),
+  });
+}

@@ -2,13 +2,21 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { encodeJson, type RunEvent } from '@pipeline/events';
+import {
+  encodeEvent,
+  encodeJson,
+  type RunEvent,
+  type StatisticsImported,
+  subjects,
+} from '@pipeline/events';
 import Fastify from 'fastify';
+import { type EventFilter, EventReader } from '../../src/audit/eventReader.ts';
+import { readModelRunIndex } from '../../src/audit/runIndex.ts';
 import { runPipelineCommand } from '../../src/cli/commands.ts';
 import { auditRoutes } from '../../src/http/auditRoutes.ts';
 import { RunProjection } from '../../src/projection/runProjection.ts';
 import { append, runClaimed, runFinished, runRequested, runStarted } from '../support/events.ts';
-import { type Services, startServices } from '../support/harness.ts';
+import { baseUuid, type Services, startServices } from '../support/harness.ts';
 
 const timeZone = 'Europe/Berlin';
 
@@ -104,8 +112,13 @@ describe('the log as the source of truth', () => {
 
   before(async () => {
     services = await startServices('audit');
-    for (let index = 0; index < 2000; index += 50) {
-      const batch = Array.from({ length: 50 }, (_unused, offset) =>
+    // An adopted original's statistics come first in the log, as the scheduler writes them.
+    await services.eventLog.jetStream.publish(
+      subjects.importedStatistics(services.naming, 'user_run_script_statistics', 0),
+      encodeEvent(importedStatistics()),
+    );
+    for (let index = 0; index < 10_000; index += 100) {
+      const batch = Array.from({ length: 100 }, (_unused, offset) =>
         mixedRun(services, index + offset),
       );
       runIds.push(...(await Promise.all(batch)));
@@ -123,7 +136,7 @@ describe('the log as the source of truth', () => {
     await services?.close();
   });
 
-  test('rebuild after a mixed history of 2,000 runs and imports reproduces identical tables', async () => {
+  test('rebuild after a mixed history of 10,000 runs and imports reproduces identical tables', async () => {
     await projection.stop();
     const rebuilt = await pipeline(services, 'rebuild');
     assert.equal(rebuilt.code, 0, rebuilt.stderr + rebuilt.stdout);
@@ -133,7 +146,11 @@ describe('the log as the source of truth', () => {
     const [counted] = await services.db.query<{ runs: number }>(
       'SELECT COUNT(*) AS runs FROM script_log',
     );
-    assert.equal(Number(counted?.runs), 2020);
+    assert.equal(Number(counted?.runs), 10_020);
+    const [original] = await services.db.query<{ runs: number }>(
+      "SELECT total_run_count AS runs FROM user_run_script_statistics WHERE username = 'original@example.invalid'",
+    );
+    assert.equal(Number(original?.runs), 5, 'the imported statistics are kept');
   });
 
   test('rebuild refuses and changes nothing when the read model has runs the log lacks', async () => {
@@ -182,11 +199,34 @@ describe('the log as the source of truth', () => {
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line));
-    const expected = Array.from({ length: 2000 }, (_unused, index) => index).filter(
+    const expected = Array.from({ length: 10_000 }, (_unused, index) => index).filter(
       (index) => index % 37 === 3,
     ).length;
     assert.equal(lines.length, expected);
     assert.ok(lines.every((line) => line.event.data.owner === 'user-3@example.invalid'));
+  });
+
+  test('a filter by base, owner or org through the run index gives what a scan of the log gives', async () => {
+    // A run the read model has not projected yet: the index does not know it, the log does.
+    await mixedRun(services, 3);
+    const indexed = new EventReader(services.eventLog, readModelRunIndex(services.orm));
+    const scanning = new EventReader(services.eventLog);
+    const sequences = async (reader: EventReader, filter: EventFilter) => {
+      const found: number[] = [];
+      for await (const logged of reader.events(filter)) found.push(logged.seq);
+      return found;
+    };
+    for (const filter of [
+      { owner: 'user-3@example.invalid' },
+      { orgId: 7, type: 'RunFinished' as const },
+      { dtableUuid: baseUuid, owner: 'original@example.invalid' },
+      { owner: 'USER-3@example.invalid' },
+    ]) {
+      const expected = await sequences(scanning, filter);
+      assert.deepEqual(await sequences(indexed, filter), expected, JSON.stringify(filter));
+    }
+    const ownerEvents = await sequences(indexed, { owner: 'user-3@example.invalid' });
+    assert.ok(ownerEvents.length > 1000, `${ownerEvents.length} events of user-3`);
   });
 
   test("the audit endpoints answer a run's events, a filtered page, 404 and 400", async () => {
@@ -318,6 +358,28 @@ describe('a log written by an older version', () => {
     );
   });
 });
+
+/** A statistics row of an adopted original, whose runs the log does not have. */
+function importedStatistics(): StatisticsImported {
+  return {
+    type: 'StatisticsImported',
+    schemaVersion: 1,
+    occurredAt: '2026-06-01T00:00:00.000Z',
+    data: {
+      table: 'user_run_script_statistics',
+      rows: [
+        {
+          username: 'original@example.invalid',
+          run_date: '2025-01-01',
+          org_id: 3,
+          total_run_count: 5,
+          total_run_time: 12.5,
+          update_at: '2025-01-01 10:00:02.000000',
+        },
+      ],
+    },
+  };
+}
 
 function importedRun(runId: number): RunEvent {
   return {
