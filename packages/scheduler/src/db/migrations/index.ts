@@ -38,4 +38,6 @@ export const sqliteCounterparts: Record<string, string> = {
   Migration0003ReadModelIndexes: 'SqliteMigration0001ReadModel',
   Migration0004MonthlyStatistics: 'SqliteMigration0001ReadModel',
   Migration0005FairShareIndexes: 'SqliteMigration0001ReadModel',
+  Migration0006AdoptedHistory: 'SqliteMigration0002AdoptedHistory',
+  Migration0007AuditRunIndex: 'SqliteMigration0003AuditRunIndex',
 };
