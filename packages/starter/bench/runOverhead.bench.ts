@@ -93,6 +93,10 @@ try {
   console.log(
     `  target: overhead <= ${allowed.toFixed(0)} ms (10 % + 15 ms): ${overhead <= allowed ? 'met' : 'MISSED'}`,
   );
+  // Each starter run follows its floor run: their difference is less exposed to the load of
+  // the machine drifting than the two medians are.
+  const paired = median(viaStarter.map((value, index) => value - (bare[index] ?? value)));
+  console.log(`  median of the paired differences               ${paired.toFixed(0)}`);
   console.log(`  (floor: ${bare.map((value) => value.toFixed(0)).join(' ')})`);
   console.log(`  (starter: ${viaStarter.map((value) => value.toFixed(0)).join(' ')})`);
 } finally {
