@@ -3,13 +3,9 @@ import { describe, test } from 'node:test';
 import { containerCreateOptions } from '@pipeline/runner';
 import { loadConfig } from '../src/config.ts';
 
-// What the starter asks the engine for, from its own configuration: the isolation the abuse
-// suite cannot probe from inside a sandbox without sending traffic (test/abuse).
-//
-// TODO(#4): the runner network's isolation from the host's own services (NATS, MariaDB, the
-// scheduler, metadata addresses) is neither enforced nor checked at start-up: it needs
-// firewall rules for the runner bridge (iptables DROP from it to the host and private
-// ranges), which the starter cannot read without root. Until then an operator must add them.
+// What the starter asks the engine for, from its own configuration. The runner network's
+// isolation from the host and the pipeline's services (the firewall the starter sets up) is
+// tried from inside sandboxes in test/abuse/runnerNetwork.e2e.test.ts.
 
 function createOptionsFor(env: Record<string, string>) {
   const config = loadConfig(env);
