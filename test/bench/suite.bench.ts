@@ -5,9 +5,10 @@
  * 1. The engine floor: create, start, wait, remove of the runner image through the Engine
  *    API, running `python3 -c 'print(1)'` (what any container-per-run design pays).
  * 2. Hello world end to end, POST /run-script/ to `finished` visible in GET, with the warm
- *    pool off, then on. With the pool on, each sample starts once the pool is full again:
- *    it measures the latency a run sees when it arrives at a starter that is not saturated
- *    (the saturated case is figure 3).
+ *    pool off and on: two pipelines, and rounds of one floor sample, one run on each, so
+ *    that a drifting load on the machine hits all three alike. With the pool on, each
+ *    sample starts once the pool is full again: the latency a run sees when it arrives at
+ *    a starter that is not saturated (the saturated case is figure 3).
  * 3. Sustained runs per second for one starter at its slot count (pool on, default size).
  * 4. Submissions per second: POST /run-script/ answered, 16 clients, no starter.
  *
@@ -18,7 +19,6 @@ import Docker from 'dockerode';
 import { baseUuid, type Pipeline, startPipeline, testRunnerImage } from '../support/pipeline.ts';
 
 const samples = Number(process.env.BENCH_SAMPLES ?? 20);
-const floorSamples = Number(process.env.BENCH_FLOOR_SAMPLES ?? 15);
 const slots = Number(process.env.BENCH_SLOTS ?? 4);
 const sustainedRuns = Number(process.env.BENCH_SUSTAINED_RUNS ?? 60);
 const submissions = Number(process.env.BENCH_SUBMISSIONS ?? 2000);
@@ -96,30 +96,45 @@ async function poolFull(pipeline: Pipeline, count: number): Promise<void> {
   throw new Error('the warm pool did not fill');
 }
 
-async function helloWorldLatency(label: string, pool: number): Promise<number[]> {
+async function startHello(label: string, pool: number): Promise<Pipeline> {
   const pipeline = await startPipeline({
     label,
     env: { PYTHON_STARTER_POOL_SIZE: String(pool), PYTHON_STARTER_THREAD_COUNT: String(slots) },
   });
+  // One run first, so the image and the connections are warm as in steady operation.
+  const warm = await pipeline.submit({ script: hello });
+  await untilFinished(pipeline, warm.id, warm.scriptName);
+  return pipeline;
+}
+
+async function helloWorldOnce(pipeline: Pipeline, pool: number, index: number): Promise<number> {
+  const scriptName = `hello-${pool}-${index}.py`;
+  pipeline.standin.setScript({ dtableUuid: baseUuid, scriptName, source: hello });
+  if (pool > 0) await poolFull(pipeline, pool);
+  return await timed(async () => {
+    const submitted = await pipeline.submit({ script: hello, scriptName });
+    await untilFinished(pipeline, submitted.id, scriptName);
+  });
+}
+
+/**
+ * The floor and both latencies, one sample of each in turn: on a machine whose load drifts,
+ * each ratio then compares samples taken side by side.
+ */
+async function interleaved(): Promise<{ floor: number[]; off: number[]; on: number[] }> {
+  const off = await startHello('benchpooloff', 0);
+  const on = await startHello('benchpoolon', poolSize);
+  const times = { floor: [] as number[], off: [] as number[], on: [] as number[] };
   try {
-    // One run first, so the image and the connections are warm as in steady operation.
-    const warm = await pipeline.submit({ script: hello });
-    await untilFinished(pipeline, warm.id, warm.scriptName);
-    const times: number[] = [];
     for (let index = 0; index < samples; index++) {
-      const scriptName = `hello-${label}-${index}.py`;
-      pipeline.standin.setScript({ dtableUuid: baseUuid, scriptName, source: hello });
-      if (pool > 0) await poolFull(pipeline, pool);
-      times.push(
-        await timed(async () => {
-          const submitted = await pipeline.submit({ script: hello, scriptName });
-          await untilFinished(pipeline, submitted.id, scriptName);
-        }),
-      );
+      times.floor.push(...(await engineFloor(1)));
+      times.off.push(await helloWorldOnce(off, 0, index));
+      times.on.push(await helloWorldOnce(on, poolSize, index));
     }
     return times;
   } finally {
-    await pipeline.stop();
+    await off.stop();
+    await on.stop();
   }
 }
 
@@ -187,38 +202,25 @@ async function submissionRate(): Promise<number> {
   }
 }
 
-const floor = await engineFloor(floorSamples);
-const poolOff = await helloWorldLatency('benchpooloff', 0);
-const poolOn = await helloWorldLatency('benchpoolon', poolSize);
-const floorAgain = await engineFloor(floorSamples);
+const latency = await interleaved();
 const runsPerSecond = await sustainedRate();
 const submissionsPerSecond = await submissionRate();
 
-// The floor before and after the latency figures, so a machine that got busier in between
-// shows in the table rather than in the ratios.
-const floorAll = [...floor, ...floorAgain];
-const floorMedian = percentile(floorAll, 0.5);
-const rows: string[][] = [
+const floorMedian = percentile(latency.floor, 0.5);
+const rows: string[][] = (
   [
-    `engine floor: create+start+wait+remove, ${floorAll.length} runs`,
-    percentile(floorAll, 0.5).toFixed(0),
-    percentile(floorAll, 0.95).toFixed(0),
-    '1.00',
-  ],
-  ...(
-    [
-      ['hello world POST → finished in GET, pool off', poolOff],
-      [`hello world POST → finished in GET, pool on (size ${poolSize})`, poolOn],
-    ] as const
-  ).map(([what, times]) => [
-    `${what}, ${times.length} runs`,
-    percentile(times, 0.5).toFixed(0),
-    percentile(times, 0.95).toFixed(0),
-    (percentile(times, 0.5) / floorMedian).toFixed(2),
-  ]),
-];
+    ['engine floor: create+start+wait+remove', latency.floor],
+    ['hello world POST → finished in GET, pool off', latency.off],
+    [`hello world POST → finished in GET, pool on (size ${poolSize})`, latency.on],
+  ] as const
+).map(([what, times]) => [
+  `${what}, ${times.length} runs`,
+  percentile(times, 0.5).toFixed(0),
+  percentile(times, 0.95).toFixed(0),
+  (percentile(times, 0.5) / floorMedian).toFixed(2),
+]);
 console.log(
-  `runner image ${testRunnerImage}; floor medians ${percentile(floor, 0.5).toFixed(0)} ms before, ${percentile(floorAgain, 0.5).toFixed(0)} ms after the latency runs`,
+  `runner image ${testRunnerImage}; ${samples} rounds of one floor sample, one run with the pool off and one with it on`,
 );
 console.log('');
 console.log('| what | p50 ms | p95 ms | p50 / engine floor |');

@@ -117,18 +117,26 @@ export class RunExecution {
       assignment.grant.scriptUrl,
       this.settings.alternativeFileServerRoot,
     );
-    const download = await downloadScript(url);
+    // The sandbox is made (or taken from the pool) while the script downloads: neither
+    // needs the other, and a cold start's create and start are the longest steps of a run.
+    const sandboxReady = this.sandboxFor(assignment.runId, log);
+    const download = await downloadScript(url).catch((error: unknown) => {
+      void this.discardUnused(sandboxReady, log);
+      throw error;
+    });
     if (!download.ok) {
       log.warn({ status: download.status, reason: download.reason }, 'script download failed');
+      await this.discardUnused(sandboxReady, log);
       await this.finishUnstarted(assignment.runId, outputTexts.scriptNotFound);
       return;
     }
     if (cancel.aborted) {
+      await this.discardUnused(sandboxReady, log);
       await this.finishCancelledUnstarted(assignment.runId, log);
       return;
     }
 
-    const prepared = await this.sandboxFor(assignment.runId, log);
+    const prepared = await sandboxReady;
     if (!prepared) {
       await this.finishUnstarted(assignment.runId, outputTexts.failed);
       return;
@@ -144,6 +152,14 @@ export class RunExecution {
       return;
     }
     await this.runInContainer(assignment, download.script, prepared, cancel, containerLog);
+  }
+
+  /** Removes a sandbox made for a run that will not run (no script, or cancelled). */
+  private async discardUnused(ready: Promise<PreparedSandbox | null>, log: Logger): Promise<void> {
+    const prepared = await ready;
+    if (!prepared) return;
+    prepared.closeStreams();
+    await this.removeContainer(prepared.container, log);
   }
 
   /** A prepared sandbox of the pool, else one made now; null when none could be made. */

@@ -70,10 +70,20 @@ export async function prepareSandbox(
   };
   const streams: Array<{ destroy(): void }> = [];
   try {
-    const output = await sandbox.attachOutput(container, sink);
-    streams.push({ destroy: () => output.close() });
-    const input = await sandbox.attachInput(container);
-    streams.push(input);
+    // Two connections of their own: both attach at once.
+    const [outputAttached, inputAttached] = await Promise.allSettled([
+      sandbox.attachOutput(container, sink),
+      sandbox.attachInput(container),
+    ]);
+    if (outputAttached.status === 'fulfilled') {
+      const attached = outputAttached.value;
+      streams.push({ destroy: () => attached.close() });
+    }
+    if (inputAttached.status === 'fulfilled') streams.push(inputAttached.value);
+    if (outputAttached.status === 'rejected') throw outputAttached.reason;
+    if (inputAttached.status === 'rejected') throw inputAttached.reason;
+    const output = outputAttached.value;
+    const input = inputAttached.value;
     await sandbox.start(container);
     let stopped = false;
     // Asked only once it runs: the engine answers a wait on a container not started at once.
