@@ -173,11 +173,27 @@ export class EventReader {
     try {
       for await (const message of messages) {
         yield this.describe(message.seq, message.time, message.subject, message.data);
-        if (message.seq >= lastSeq || message.info.pending === 0) return;
+        if (message.seq >= lastSeq) return;
+        // Nothing pending before the last sequence: it was deleted, or the count is one an
+        // ordered consumer reported before it caught up; the stream itself says which.
+        if (message.info.pending === 0 && (await this.lastSequenceOn(subject)) <= message.seq) {
+          return;
+        }
       }
     } finally {
       await messages.close().catch(() => {});
     }
+  }
+
+  private async lastSequenceOn(subject: string): Promise<number> {
+    const { naming, jetStreamManager } = this.log;
+    if (subject === subjects.all(naming)) {
+      return (await jetStreamManager.streams.info(naming.stream)).state.last_seq;
+    }
+    const last = await jetStreamManager.streams.getMessage(naming.stream, {
+      last_by_subj: subject,
+    });
+    return last?.seq ?? 0;
   }
 
   private describe(seq: number, time: Date, subject: string, data: Uint8Array): LoggedEvent {
