@@ -36,7 +36,7 @@ USER node
 EXPOSE 5055
 # Healthy when /readyz says ready (NATS and MariaDB answer), asked with the scheduler's own
 # token; `docker inspect` shows the probe's last answers.
-HEALTHCHECK --interval=15s --timeout=6s --start-period=30s --retries=3 \
+HEALTHCHECK --interval=15s --timeout=10s --start-period=30s --retries=3 \
   CMD ["node", "packages/scheduler/src/metrics/healthProbe.ts"]
 STOPSIGNAL SIGTERM
 # A smaller young generation and a bounded old one: about 170 MB instead of 285 MB under a

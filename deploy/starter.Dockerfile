@@ -52,7 +52,7 @@ USER node
 EXPOSE 9464
 # Healthy when /readyz says ready: NATS answers, the Docker engine answers, and the fleet
 # bucket took its heartbeat lately (a starter the scheduler no longer sees is not healthy).
-HEALTHCHECK --interval=30s --timeout=6s --start-period=30s --retries=3 \
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
   CMD ["node", "packages/starter/src/metrics/healthProbe.ts"]
 # The starter finishes the runs in progress on SIGTERM; give it their timeout (compose: stop_grace_period).
 STOPSIGNAL SIGTERM
