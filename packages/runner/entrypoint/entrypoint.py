@@ -327,6 +327,8 @@ def become_script(script_path: str, source: bytes, run_directory: str, environme
     except SystemExit:
         raise
     except BaseException:
+        # TODO(#7): an uncaught KeyboardInterrupt exits 1 here; Python itself re-raises SIGINT
+        # after its shutdown (status 130). Only a script that raises it itself can tell.
         error_type, error, trace = sys.exc_info()
         # Drop this function's frame: the traceback starts in the script, as Python's does.
         error.__traceback__ = trace.tb_next if trace else None

@@ -132,6 +132,9 @@ export class WarmPool {
     this.idleTimer.unref();
   }
 
+  // TODO(#7): the pool refills one container at a time and a run never waits for one being
+  // prepared, so in a burst larger than the pool the rest start cold; preparing several at
+  // once would compete for the same CPUs with the runs, so it stays one until measured.
   private refill(): void {
     if (this.refilling || this.dormant || this.closing.signal.aborted) return;
     this.refilling = this.fill().finally(() => {
