@@ -10,6 +10,11 @@ export const claimRequestSchema = z.object({
   starterId: z.string().min(1),
   host: z.string(),
   deliveryCount: z.number().int().positive(),
+  /**
+   * This life of the starter (a random id per process). A starter restarted under the same
+   * id is another life: what the old one claimed is lost. Absent from older starters.
+   */
+  starterLife: z.string().min(1).max(64).optional(),
 });
 
 export const claimReplySchema = z.discriminatedUnion('decision', [
@@ -45,6 +50,8 @@ export const starterHeartbeatSchema = z.object({
   busy: z.number().int().nonnegative(),
   draining: z.boolean(),
   startedAt: z.iso.datetime({ offset: true }),
+  /** The life that sends this heartbeat, as in its claims; absent from older starters. */
+  starterLife: z.string().min(1).max(64).optional(),
   at: z.iso.datetime({ offset: true }),
   version: z.string(),
 });

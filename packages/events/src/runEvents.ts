@@ -46,6 +46,8 @@ export const runClaimedSchema = z.object({
   data: z.object({
     starterId: z.string().min(1),
     host: z.string(),
+    /** The starter's life that claimed the run (see the claim request); optional in v1. */
+    starterLife: z.string().min(1).max(64).optional(),
   }),
 });
 

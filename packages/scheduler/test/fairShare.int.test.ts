@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { ClaimRequest } from '@pipeline/events';
 import { FairSharePolicy } from '../src/claims/fairShare.ts';
+import { openDatabase } from '../src/db/orm.ts';
 import { NoticeBook } from '../src/fleet/noticeBook.ts';
 import { SeaTableClient } from '../src/seatable/seatableClient.ts';
 import { runRequested } from './support/events.ts';
 import { baseUuid, type Services, startServices } from './support/harness.ts';
+import { startTcpProxy } from './support/tcpProxy.ts';
 
 let services: Services;
 let policy: FairSharePolicy;
@@ -26,9 +28,12 @@ after(async () => {
   await services?.close();
 });
 
-function newPolicy(client: Pick<SeaTableClient, 'notifyScriptsExceeded'>): FairSharePolicy {
+function newPolicy(
+  client: Pick<SeaTableClient, 'notifyScriptsExceeded'>,
+  orm = services.orm,
+): FairSharePolicy {
   return new FairSharePolicy({
-    orm: services.orm,
+    orm,
     totalSlots: async () => 2,
     seatable: client,
     claimNotification: new NoticeBook(services.eventLog.jetStream, services.naming).claim,
@@ -170,5 +175,50 @@ describe('fair share policy', () => {
     );
 
     assert.equal(decision.decision, 'reject');
+  });
+
+  test('lets claims through while the database cannot be reached, and checks again after', async () => {
+    const proxy = await startTcpProxy(services.db.host, services.db.port);
+    const orm = await openDatabase({
+      host: '127.0.0.1',
+      port: proxy.port,
+      user: services.db.user,
+      password: services.db.password,
+      name: services.db.name,
+      connectTimeoutMs: 1000,
+    });
+    try {
+      let clock = now.getTime();
+      const outagePolicy = new FairSharePolicy({
+        orm,
+        totalSlots: async () => 2,
+        seatable,
+        claimNotification: async () => false,
+        rules: {
+          windowSeconds: 300,
+          rateLimitShare: 0.25,
+          deferMsPerQueuedRun: 20,
+          minDeferMs: 1000,
+          maxDeferMs: 15_000,
+        },
+        logger: services.logger,
+        now: () => new Date(clock),
+      });
+      // An org far over its share: refused while the database answers.
+      await seedRun({ owner: 'down@example.invalid', orgId: 61, state: 'finished', seconds: 250 });
+      const run = runRequested({ owner: 'down@example.invalid', orgId: 61 });
+      assert.equal((await outagePolicy.check(run, claimFor(6))).decision, 'reject');
+
+      await proxy.cut();
+      assert.equal((await outagePolicy.check(run, claimFor(7))).decision, 'allow');
+      assert.equal((await outagePolicy.check(run, claimFor(8))).decision, 'allow');
+
+      await proxy.restore();
+      clock += 6_000;
+      assert.equal((await outagePolicy.check(run, claimFor(9))).decision, 'reject');
+    } finally {
+      await orm.close(true);
+      await proxy.close();
+    }
   });
 });

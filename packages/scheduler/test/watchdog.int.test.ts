@@ -26,9 +26,11 @@ before(async () => {
     eventLog: services.eventLog,
     // Fresh reads every time: the test puts heartbeats between sweeps.
     fleet: {
-      isAlive: (starterId) =>
+      isAlive: (starterId, since, life) =>
         new FleetView({ jetStream: services.eventLog.jetStream, naming: services.naming }).isAlive(
           starterId,
+          since,
+          life,
         ),
     },
     timeoutSeconds: 10,
@@ -44,7 +46,10 @@ after(async () => {
   await services?.close();
 });
 
-async function beat(starterId: string): Promise<void> {
+async function beat(
+  starterId: string,
+  life?: { startedAt: Date; starterLife?: string },
+): Promise<void> {
   const kvm = new Kvm(services.eventLog.jetStream);
   const bucket = await kvm.create(bucketNames.fleet(services.naming), { ttl: 30_000, history: 1 });
   const now = new Date().toISOString();
@@ -54,7 +59,8 @@ async function beat(starterId: string): Promise<void> {
     slots: 2,
     busy: 1,
     draining: false,
-    startedAt: now,
+    startedAt: life?.startedAt.toISOString() ?? now,
+    ...(life?.starterLife ? { starterLife: life.starterLife } : {}),
     at: now,
     version: 'test',
   };
@@ -66,6 +72,7 @@ async function claimedRun(
   starterId: string,
   claimedSecondsAgo: number,
   startedSecondsAgo?: number,
+  starterLife?: string,
 ) {
   const runId = await append(
     services.eventLog,
@@ -76,7 +83,7 @@ async function claimedRun(
     schemaVersion: 1,
     occurredAt: new Date(Date.now() - claimedSecondsAgo * 1000).toISOString(),
     runId,
-    data: { starterId, host: `${starterId}.host` },
+    data: { starterId, host: `${starterId}.host`, ...(starterLife ? { starterLife } : {}) },
   });
   if (startedSecondsAgo !== undefined) {
     last = await append(
@@ -141,12 +148,34 @@ describe('lost-run watchdog', () => {
   });
 
   test('leaves runs alone whose starter still beats or whose deadline has not passed', async () => {
-    await beat('live-starter');
+    // A starter older than the life id: its life started before the claim.
+    await beat('live-starter', { startedAt: new Date(Date.now() - 200_000) });
     const alive = await claimedRun('live-starter', 120, 100);
     const recent = await claimedRun('dead-starter-3', 3, 2);
     assert.equal(await sweepAndProject(), 0);
     assert.equal((await runRow(alive))?.state, 'running');
     assert.equal((await runRow(recent))?.state, 'running');
+  });
+
+  test('ends a run whose starter came back under the same id as another life, soon after the claim', async () => {
+    const runId = await claimedRun('restarted-starter', 100, 99, 'life-before');
+    // The new life started 2 s after the claim: within the clock-skew allowance, so only the
+    // life id tells it from the one that claimed the run.
+    await beat('restarted-starter', {
+      startedAt: new Date(Date.now() - 98_000),
+      starterLife: 'life-after',
+    });
+    const kept = await claimedRun('steady-starter', 100, 99, 'life-steady');
+    await beat('steady-starter', {
+      startedAt: new Date(Date.now() - 99_000),
+      starterLife: 'life-steady',
+    });
+    assert.equal(await sweepAndProject(), 1);
+    assert.deepEqual(
+      [(await runRow(runId))?.state, (await runRow(runId))?.output],
+      ['finished', outputTexts.lost],
+    );
+    assert.equal((await runRow(kept))?.state, 'running', 'the same life still holds its run');
   });
 
   test('keeps the lost result when the real result arrives afterwards (BC-14)', async () => {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
@@ -109,6 +110,9 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
   const slots = new RunSlots(config.slots);
   metrics.watchSlots(slots);
   const startedAt = new Date().toISOString();
+  // This process's life: in every claim and heartbeat, so the watchdog can tell a restart
+  // under the same STARTER_ID from the life that claimed a run.
+  const starterLife = randomUUID();
   let draining = false;
   const heartbeat = new Heartbeat({
     js,
@@ -121,6 +125,7 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
       busy: slots.busy,
       draining,
       startedAt,
+      starterLife,
       version: runningVersion(),
     }),
   });
@@ -129,6 +134,7 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
     js,
     naming: config.naming,
     starterId: config.starterId,
+    starterLife,
     host: config.host,
     slots,
     log,

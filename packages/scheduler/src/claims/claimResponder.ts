@@ -189,7 +189,11 @@ export class ClaimResponder {
       schemaVersion: 1,
       occurredAt: this.now().toISOString(),
       runId: claim.runId,
-      data: { starterId: claim.starterId, host: claim.host },
+      data: {
+        starterId: claim.starterId,
+        host: claim.host,
+        ...(claim.starterLife ? { starterLife: claim.starterLife } : {}),
+      },
     });
     if (claimed.outcome === 'already-decided') return drop('the run is already decided');
     return {

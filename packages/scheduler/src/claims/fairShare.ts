@@ -1,6 +1,7 @@
 import type { MikroORM } from '@mikro-orm/mariadb';
 import type { ClaimRequest, RunRequested } from '@pipeline/events';
 import type { Logger } from 'pino';
+import { isDatabaseUnavailable } from '../db/dbErrors.ts';
 import { sqlOf, toSqlDateTime } from '../db/sql.ts';
 import type { SeaTableClient } from '../seatable/seatableClient.ts';
 import type { FairShareCheck, FairShareDecision } from './claimResponder.ts';
@@ -98,7 +99,15 @@ const deferralMemoryMs = 250;
 /** Pending runs older than this are left out of "who is waiting": they are stuck, not queued. */
 const waitingHorizonMs = 60 * 60 * 1000;
 
-/** Fair share at claim time, over the read model and the fleet's heartbeats. */
+/** After the database failed to answer, how long claims go by without asking it again. */
+const databaseAwayMs = 5_000;
+
+/**
+ * Fair share at claim time, over the read model and the fleet's heartbeats. While the
+ * database cannot be reached, claims are let through in arrival order: fair share is a
+ * courtesy between owners, the quota was already checked at admission, and runs must go on
+ * during an outage of the read model.
+ */
 export class FairSharePolicy {
   private readonly deps: FairSharePolicyDeps;
   private readonly now: () => Date;
@@ -106,6 +115,7 @@ export class FairSharePolicy {
     string,
     { until: number; decision: FairShareDecision }
   >();
+  private databaseAwayUntil = 0;
 
   constructor(deps: FairSharePolicyDeps) {
     this.deps = deps;
@@ -122,7 +132,25 @@ export class FairSharePolicy {
     const deferred = this.recentDeferrals.get(key);
     if (deferred && deferred.until > nowMs) return deferred.decision;
 
-    const snapshot = await this.snapshot(owner, claim.runId);
+    if (this.databaseAwayUntil > nowMs) return { decision: 'allow' };
+    let snapshot: ShareSnapshot;
+    try {
+      snapshot = await this.snapshot(owner, claim.runId);
+    } catch (error) {
+      if (!isDatabaseUnavailable(error)) throw error;
+      if (this.databaseAwayUntil === 0) {
+        this.deps.logger.warn(
+          { err: error, runId: claim.runId },
+          'fair share cannot be checked: the database cannot be reached; runs are let through in arrival order until it answers again',
+        );
+      }
+      this.databaseAwayUntil = nowMs + databaseAwayMs;
+      return { decision: 'allow' };
+    }
+    if (this.databaseAwayUntil !== 0) {
+      this.databaseAwayUntil = 0;
+      this.deps.logger.info('fair share checked again: the database answers');
+    }
     const decision = decideShare(snapshot, this.deps.rules);
     if (decision.decision === 'reject') this.notifyOnce(owner);
     if (decision.decision === 'defer') {

@@ -56,14 +56,17 @@ export class FleetView {
   }
 
   /**
-   * Whether the starter sends heartbeats; with `since`, whether the same life of it does. A
-   * starter restarted under the same id after `since` no longer holds what it held then.
-   * Starters' clocks may differ from ours: a life counts as new only `clockSkewMs` later.
+   * Whether the starter sends heartbeats; with `life`, whether that life of it does (a
+   * starter restarted under the same id is another life and no longer holds what the old
+   * one held). Without a life on both sides (starters older than the life id), `since`
+   * stands in: a life started after it is another one, with `clockSkewMs` allowed for the
+   * starter's clock running ahead of ours.
    */
-  async isAlive(starterId: string, since?: Date): Promise<boolean> {
+  async isAlive(starterId: string, since?: Date, life?: string): Promise<boolean> {
     const starters = await this.liveStarters();
     const starter = starters.find((candidate) => candidate.starterId === starterId);
     if (!starter) return false;
+    if (life && starter.starterLife) return starter.starterLife === life;
     if (!since) return true;
     return new Date(starter.startedAt).getTime() <= since.getTime() + clockSkewMs;
   }

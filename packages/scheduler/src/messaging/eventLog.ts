@@ -6,6 +6,7 @@ import {
   type JetStreamPublishOptions,
   jetstream,
   jetstreamManager,
+  type MsgRequest,
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import {
@@ -148,6 +149,24 @@ export class RunEventLog {
       this.manager.streams.getMessage(this.naming.stream, {
         last_by_subj: subjects.lifecycle(this.naming, runId),
       }),
+    );
+    if (!stored) return null;
+    const decoded = decodeEvent(stored.data);
+    return { seq: stored.seq, event: decoded.ok ? decoded.value : null };
+  }
+
+  /**
+   * The first event on a run's subject: the one that decided it (a `RunClaimed`, or a
+   * `RunRejected` before any claim). Null while nothing decided the run.
+   */
+  async decisionOf(runId: number): Promise<LastRunEvent | null> {
+    const stored = await this.guard('read the run decision', () =>
+      // STREAM.MSG.GET takes `next_by_subj` (NATS 2.9 and later); the client's type lists
+      // it only for direct gets, so the request is passed as it is.
+      this.manager.streams.getMessage(this.naming.stream, {
+        seq: runId,
+        next_by_subj: subjects.lifecycle(this.naming, runId),
+      } as unknown as MsgRequest),
     );
     if (!stored) return null;
     const decoded = decodeEvent(stored.data);

@@ -7,7 +7,7 @@ import type { RunEventLog } from '../messaging/eventLog.ts';
 
 export interface LostRunWatchdogDeps {
   orm: MikroORM;
-  eventLog: RunEventLog;
+  eventLog: Pick<RunEventLog, 'lastEventOf' | 'decisionOf' | 'appendIfUnchanged'>;
   /** Which starters still send heartbeats. */
   fleet: Pick<FleetView, 'isAlive'>;
   /** `PYTHON_PROCESS_TIMEOUT`: a run's own deadline. */
@@ -93,10 +93,18 @@ export class LostRunWatchdog {
     for (const run of candidates) {
       // The life that claimed the run: a starter restarted under the same id lost it (#4).
       const claimedAt = fromSqlDateTime(run.claimed_at) ?? undefined;
-      if (await this.deps.fleet.isAlive(run.starter_id, claimedAt)) continue;
+      const life = await this.claimingLife(run.id);
+      if (await this.deps.fleet.isAlive(run.starter_id, claimedAt, life)) continue;
       if (await this.endAsLost(run, now)) ended += 1;
     }
     return ended;
+  }
+
+  /** The starter life recorded in the run's claim, when its starter sent one. */
+  private async claimingLife(runId: number): Promise<string | undefined> {
+    const decision = await this.deps.eventLog.decisionOf(runId);
+    const event = decision?.event;
+    return event?.type === 'RunClaimed' ? event.data.starterLife : undefined;
   }
 
   private async endAsLost(run: OpenClaimedRun, now: Date): Promise<boolean> {

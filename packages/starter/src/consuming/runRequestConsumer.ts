@@ -33,6 +33,8 @@ export interface RunRequestConsumerOptions {
   js: JetStreamClient;
   naming: Naming;
   starterId: string;
+  /** This process's life, sent with each claim (see the claim request schema). */
+  starterLife?: string;
   host: string;
   slots: RunSlots;
   log: Logger;
@@ -203,6 +205,7 @@ export class RunRequestConsumer {
       answer = await requestClaim(this.options.nc, this.options.naming, {
         runId,
         starterId: this.options.starterId,
+        ...(this.options.starterLife ? { starterLife: this.options.starterLife } : {}),
         host: this.options.host,
         deliveryCount,
       });
