@@ -8,15 +8,27 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import { defaultNaming, subjects } from '@pipeline/events';
+import {
+  claimRequestSchema,
+  decodeWith,
+  defaultNaming,
+  encodeJson,
+  newClaimKeys,
+  openSealed,
+  sealFor,
+  subjects,
+} from '@pipeline/events';
+import { requestClaim } from '../../packages/starter/src/consuming/claimClient.ts';
 import { recordChaos } from '../support/chaosReport.ts';
 import { freePort } from '../support/nats.ts';
 
 // Issue #6 asks that a starter credential cannot read the claim replies of other starters:
-// those replies carry the temporary API token of the run. With the shipped permissions
+// a grant carries the run's temporary API token. With the shipped permissions
 // (deploy/nats/accounts.conf) every starter shares one user that may subscribe to `_INBOX.>`,
-// so one starter can read the replies meant for another. This test shows it and stays a
-// `todo` until the permissions change (issue #4 owns them).
+// so the replies themselves go by; a grant is therefore sealed to the key the asking starter
+// sent (packages/events/src/claimSeal.ts, as the scheduler's ClaimResponder does, tested in
+// packages/scheduler/test/claims.int.test.ts). Here: another starter overhears, and reads
+// nothing it could use.
 
 const accountsFile = fileURLToPath(new URL('../../deploy/nats/accounts.conf', import.meta.url));
 const passwords = { scheduler: 'scheduler-test-password', starter: 'starter-test-password' };
@@ -80,12 +92,23 @@ async function waitForPort(port: number): Promise<void> {
 }
 
 describe('claim replies under the shipped NATS permissions', () => {
-  test('a starter cannot read the claim reply meant for another starter', {
-    todo: 'the starter user may subscribe to _INBOX.> (deploy/nats/accounts.conf, issue #4)',
-  }, async () => {
+  test('a starter cannot read the claim reply meant for another starter', async () => {
+    const grant = {
+      decision: 'run',
+      scriptUrl: 'http://seatable.invalid/files/secret-path',
+      apiToken: 'secret-token',
+      dtableWebUrl: 'http://seatable.invalid',
+      timeoutSeconds: 60,
+    };
     const responder = scheduler.subscribe(claimsSubject, {
       callback: (_error, message) => {
-        message.respond('{"decision":"run","apiToken":"secret"}');
+        const request = decodeWith(claimRequestSchema, message.data);
+        const key = request.ok ? request.value.replyKey : undefined;
+        message.respond(
+          key
+            ? encodeJson({ decision: 'sealed', sealed: sealFor(key, encodeJson(grant)) })
+            : encodeJson({ decision: 'defer', delayMs: 1000, reason: 'no reply key' }),
+        );
       },
     });
     const overheard: string[] = [];
@@ -96,23 +119,45 @@ describe('claim replies under the shipped NATS permissions', () => {
     });
     await Promise.all([scheduler.flush(), starterB.flush()]);
 
-    const reply = await starterA.request(claimsSubject, '{"runId":1}', { timeout: 5_000 });
-    assert.match(reply.string(), /secret/);
+    const keysA = newClaimKeys();
+    const answer = await requestClaim(
+      starterA,
+      defaultNaming,
+      { runId: 1, starterId: 'a', host: 'a', deliveryCount: 1, replyKey: keysA.publicKey },
+      keysA.privateKey,
+    );
+    assert.equal(answer.decision === 'run' ? answer.apiToken : answer.decision, 'secret-token');
     await starterB.flush();
     await new Promise((resolve) => setTimeout(resolve, 200));
     eavesdropper.unsubscribe();
     responder.unsubscribe();
 
     const name = 'NATS permissions: others’ claim replies';
+    const readable = overheard.filter((text) => /secret/.test(text));
+    const keysB = newClaimKeys();
+    const opened = overheard.filter((text) => {
+      try {
+        openSealed((JSON.parse(text) as { sealed?: string }).sealed ?? '', keysB.privateKey);
+        return true;
+      } catch {
+        return false;
+      }
+    });
     recordChaos(
-      overheard.length === 0
-        ? { kind: 'fault', name, survived: true, detail: 'another starter saw no claim reply' }
+      readable.length === 0 && opened.length === 0
+        ? {
+            kind: 'fault',
+            name,
+            survived: true,
+            detail: `another starter overheard ${overheard.length} sealed grant, read no token`,
+          }
         : {
             kind: 'gap',
             name,
-            detail: `another starter read ${overheard.length} claim reply with its API token (issue #4)`,
+            detail: `another starter read ${readable.length + opened.length} grant with its API token`,
           },
     );
-    assert.deepEqual(overheard, []);
+    assert.equal(overheard.length, 1, 'the reply went by on the shared inboxes');
+    assert.deepEqual([readable, opened], [[], []]);
   });
 });

@@ -15,16 +15,28 @@ export const claimRequestSchema = z.object({
    * id is another life: what the old one claimed is lost. Absent from older starters.
    */
   starterLife: z.string().min(1).max(64).optional(),
+  /**
+   * The starter's public key (claimSeal.ts): a grant is sealed to it, so other starters on
+   * the same NATS user cannot read its token. Absent from older starters (plain grant).
+   */
+  replyKey: z.string().min(1).max(200).optional(),
+});
+
+/** Run it: the run is claimed for this starter. */
+export const claimGrantSchema = z.object({
+  decision: z.literal('run'),
+  scriptUrl: z.string().min(1),
+  apiToken: z.string(),
+  dtableWebUrl: z.string(),
+  timeoutSeconds: z.number().positive(),
 });
 
 export const claimReplySchema = z.discriminatedUnion('decision', [
+  claimGrantSchema,
   z.object({
-    /** Run it: the run is claimed for this starter. */
-    decision: z.literal('run'),
-    scriptUrl: z.string().min(1),
-    apiToken: z.string(),
-    dtableWebUrl: z.string(),
-    timeoutSeconds: z.number().positive(),
+    /** A grant (`run`) sealed to the claim's `replyKey`; only the asking starter opens it. */
+    decision: z.literal('sealed'),
+    sealed: z.string().min(1),
   }),
   z.object({
     /** Do not run it, ever: it is finished, cancelled, refused or claimed elsewhere. */
@@ -41,6 +53,7 @@ export const claimReplySchema = z.discriminatedUnion('decision', [
 
 export type ClaimRequest = z.infer<typeof claimRequestSchema>;
 export type ClaimReply = z.infer<typeof claimReplySchema>;
+export type ClaimGrant = z.infer<typeof claimGrantSchema>;
 
 /** What a starter tells the fleet, every few seconds, in the fleet bucket. */
 export const starterHeartbeatSchema = z.object({

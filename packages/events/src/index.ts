@@ -1,5 +1,12 @@
-export type { ClaimReply, ClaimRequest, StarterHeartbeat } from './claims.ts';
-export { claimReplySchema, claimRequestSchema, starterHeartbeatSchema } from './claims.ts';
+export type { ClaimKeys } from './claimSeal.ts';
+export { isUsableReplyKey, newClaimKeys, openSealed, sealFor } from './claimSeal.ts';
+export type { ClaimGrant, ClaimReply, ClaimRequest, StarterHeartbeat } from './claims.ts';
+export {
+  claimGrantSchema,
+  claimReplySchema,
+  claimRequestSchema,
+  starterHeartbeatSchema,
+} from './claims.ts';
 export type { DecodeResult } from './codec.ts';
 export { decodeEvent, decodeLogEvent, decodeWith, encodeEvent, encodeJson } from './codec.ts';
 export type { LiveOutputMessage } from './liveOutput.ts';

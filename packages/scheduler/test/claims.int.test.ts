@@ -7,9 +7,11 @@ import {
   claimReplySchema,
   decodeWith,
   encodeJson,
+  newClaimKeys,
   outputTexts,
   subjects,
 } from '@pipeline/events';
+import { requestClaim } from '../../starter/src/consuming/claimClient.ts';
 import { ClaimResponder } from '../src/claims/claimResponder.ts';
 import { RunProjection } from '../src/projection/runProjection.ts';
 import { SeaTableClient } from '../src/seatable/seatableClient.ts';
@@ -173,6 +175,62 @@ describe('claim responder', () => {
     await projection.waitFor(await lastSeq());
     const row = await scriptRow(runId);
     assert.deepEqual([row?.state, row?.output], ['finished', outputTexts.failed]);
+  });
+
+  test('seals a grant to the asking starter: another starter on the reply inboxes reads no token', async () => {
+    const runId = await requestedRun('sealed.py');
+    const overheard: string[] = [];
+    const eavesdropper = secondConnection.subscribe('_INBOX.>', {
+      // The inboxes also carry JetStream's acks of the responders' appends: keep the replies.
+      callback: (_error, message) => {
+        if (message.string().startsWith('{"decision"')) overheard.push(message.string());
+      },
+    });
+    await secondConnection.flush();
+    const keys = newClaimKeys();
+    const request = {
+      runId,
+      starterId: 'starter-a',
+      host: 'starter-a.host',
+      deliveryCount: 1,
+      replyKey: keys.publicKey,
+    };
+
+    const answer = await requestClaim(
+      services.connection,
+      services.naming,
+      request,
+      keys.privateKey,
+    );
+    await secondConnection.flush();
+    eavesdropper.unsubscribe();
+
+    assert.equal(answer.decision, 'run');
+    assert.ok(answer.decision === 'run' && answer.apiToken.length > 0);
+    assert.equal(overheard.length, 1, 'the eavesdropper saw the reply go by');
+    assert.ok(!overheard[0]?.includes(answer.apiToken), 'the token is not readable');
+    assert.ok(!overheard[0]?.includes('/files/'), 'the script URL is not readable');
+    assert.match(overheard[0] ?? '', /^\{"decision":"sealed","sealed":"/);
+    const otherKeys = newClaimKeys();
+    const sealed = JSON.parse(overheard[0] ?? '{}') as { sealed: string };
+    const { openSealed } = await import('@pipeline/events');
+    assert.throws(() => openSealed(sealed.sealed, otherKeys.privateKey));
+  });
+
+  test('refuses to decide a claim whose reply key is not an X25519 key, and claims nothing', async () => {
+    const runId = await requestedRun('badkey.py');
+    const answer = await services.connection.request(
+      subjects.claims(services.naming),
+      encodeJson({ runId, starterId: 's', host: 'h', deliveryCount: 1, replyKey: 'bm90IGEga2V5' }),
+      { timeout: 10_000 },
+    );
+    const decoded = decodeWith(claimReplySchema, answer.data);
+    assert.ok(decoded.ok);
+    assert.deepEqual(
+      decoded.value.decision === 'defer' ? decoded.value.reason : decoded.value,
+      'unusable reply key',
+    );
+    assert.equal(await eventsOnRun(runId), 0);
   });
 
   test('asks SeaTable for the script with the name as one path segment and the token', async () => {

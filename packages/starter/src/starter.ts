@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import type { Naming } from '@pipeline/events';
+import { type Naming, newClaimKeys } from '@pipeline/events';
 import {
   PIPELINE_LABEL,
   PIPELINE_LABEL_VALUE,
@@ -135,6 +135,7 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
     naming: config.naming,
     starterId: config.starterId,
     starterLife,
+    claimKeys: newClaimKeys(),
     host: config.host,
     slots,
     log,

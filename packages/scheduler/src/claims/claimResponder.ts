@@ -5,10 +5,12 @@ import {
   claimRequestSchema,
   decodeWith,
   encodeJson,
+  isUsableReplyKey,
   outputTexts,
   queueGroups,
   type RunFinished,
   type RunRequested,
+  sealFor,
   subjects,
 } from '@pipeline/events';
 import type { Logger } from 'pino';
@@ -103,6 +105,16 @@ export class ClaimResponder {
     }
     const claim = decoded.value;
     const log = this.logger.child({ runId: claim.runId, starterId: claim.starterId });
+    if (claim.replyKey !== undefined && !isUsableReplyKey(claim.replyKey)) {
+      // Before anything is decided: a grant that cannot be sealed is not sent plain either.
+      log.error('claim not decided: the starter sent a reply key that is not an X25519 key');
+      this.reply(message, {
+        decision: 'defer',
+        delayMs: logRetryDelayMs,
+        reason: 'unusable reply key',
+      });
+      return;
+    }
     let reply: ClaimReply;
     try {
       reply = await this.decide(claim, log);
@@ -116,10 +128,10 @@ export class ClaimResponder {
       };
     }
     log.info(
-      { decision: reply.decision, reason: reply.decision === 'run' ? undefined : reply.reason },
+      { decision: reply.decision, reason: 'reason' in reply ? reply.reason : undefined },
       'claim answered',
     );
-    this.reply(message, reply);
+    this.reply(message, this.sealed(reply, claim, log));
   }
 
   /** The decision for one claim; appends the event that makes it final, if any. */
@@ -247,6 +259,21 @@ export class ClaimResponder {
         starterId: null,
       },
     };
+  }
+
+  /**
+   * A grant carries the run's temporary API token and script URL: sealed to the starter's
+   * key (claimSeal.ts), since every starter may read the reply inboxes. A starter without a
+   * key (older than sealing) gets it plain; one whose key is unusable is told to retry.
+   */
+  private sealed(reply: ClaimReply, claim: ClaimRequest, log: Logger): ClaimReply {
+    if (reply.decision !== 'run' || !claim.replyKey) return reply;
+    try {
+      return { decision: 'sealed', sealed: sealFor(claim.replyKey, encodeJson(reply)) };
+    } catch (error) {
+      log.error({ err: error }, 'claim grant not sent: the starter sent an unusable reply key');
+      return { decision: 'defer', delayMs: logRetryDelayMs, reason: 'unusable reply key' };
+    }
   }
 
   private reply(message: Msg, reply: ClaimReply): void {

@@ -8,6 +8,7 @@ import {
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import {
+  type ClaimKeys,
   consumerNames,
   decodeEvent,
   ensureStarterConsumer,
@@ -35,6 +36,8 @@ export interface RunRequestConsumerOptions {
   starterId: string;
   /** This process's life, sent with each claim (see the claim request schema). */
   starterLife?: string;
+  /** The key pair grants are sealed to (claimSeal.ts); without it grants come plain. */
+  claimKeys?: ClaimKeys;
   host: string;
   slots: RunSlots;
   log: Logger;
@@ -202,13 +205,19 @@ export class RunRequestConsumer {
     );
     let answer: ClaimAnswer;
     try {
-      answer = await requestClaim(this.options.nc, this.options.naming, {
-        runId,
-        starterId: this.options.starterId,
-        ...(this.options.starterLife ? { starterLife: this.options.starterLife } : {}),
-        host: this.options.host,
-        deliveryCount,
-      });
+      answer = await requestClaim(
+        this.options.nc,
+        this.options.naming,
+        {
+          runId,
+          starterId: this.options.starterId,
+          ...(this.options.starterLife ? { starterLife: this.options.starterLife } : {}),
+          ...(this.options.claimKeys ? { replyKey: this.options.claimKeys.publicKey } : {}),
+          host: this.options.host,
+          deliveryCount,
+        },
+        this.options.claimKeys?.privateKey,
+      );
     } finally {
       clearInterval(keepAlive);
     }

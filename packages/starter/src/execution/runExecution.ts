@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Writable } from 'node:stream';
-import { type ClaimReply, outputTexts, type RunFinished } from '@pipeline/events';
+import { type ClaimGrant, outputTexts, type RunFinished } from '@pipeline/events';
 import { containerCreateOptions, type SandboxProfile } from '@pipeline/runner';
 import type { Logger } from 'pino';
 import type { RunEventSink } from '../publishing/runEventPublisher.ts';
@@ -25,7 +25,7 @@ import { outputPieces } from './outputPieces.ts';
 import { runOutcome, withLine } from './runOutcome.ts';
 import { downloadScript, scriptDownloadUrl } from './scriptDownload.ts';
 
-export type RunGrant = Extract<ClaimReply, { decision: 'run' }>;
+export type RunGrant = ClaimGrant;
 
 /** A run this starter claimed and now has to carry out. */
 export interface RunAssignment {
