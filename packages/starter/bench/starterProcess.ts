@@ -7,7 +7,8 @@ const mainFile = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 
 /**
  * The Node flags the starter runs with in production (deploy/starter.Dockerfile, npm start);
- * BENCH_STARTER_NODE_FLAGS compares others ('' for Node's defaults).
+ * BENCH_STARTER_NODE_FLAGS compares others ('' for Node's defaults). The image's
+ * MALLOC_ARENA_MAX=2 is applied too unless the bench's own environment sets it.
  */
 export const starterNodeFlags = (process.env.BENCH_STARTER_NODE_FLAGS ?? '--max-semi-space-size=1')
   .split(' ')
@@ -29,7 +30,11 @@ export class StarterProcess {
     env: Record<string, string>,
   ): Promise<StarterProcess> {
     const child = spawn(process.execPath, [...starterNodeFlags, mainFile], {
-      env: { ...process.env, ...harness.starterEnv({ LOG_LEVEL: 'info', ...env }) },
+      env: {
+        MALLOC_ARENA_MAX: '2',
+        ...process.env,
+        ...harness.starterEnv({ LOG_LEVEL: 'info', ...env }),
+      },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const starter = new StarterProcess(child);
