@@ -177,6 +177,7 @@ export class RunExecution {
         }),
         false,
         log,
+        this.removals,
       );
     } catch (error) {
       const what = error instanceof SandboxCreateError ? error.cause : error;

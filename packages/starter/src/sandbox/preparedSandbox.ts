@@ -2,6 +2,7 @@ import type { Writable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { OutputAttachment } from './outputAttach.ts';
+import type { RemovalRetry } from './removalRetry.ts';
 import type { SandboxContainer, SandboxRuntime } from './sandboxRuntime.ts';
 
 export type OutputSink = (bytes: Uint8Array, length: number) => boolean;
@@ -42,7 +43,8 @@ export class SandboxCreateError extends Error {
 /**
  * Creates a container, attaches to its output and input (before start, so nothing is
  * lost) and starts it; its entrypoint then waits for the hand-over. A failure after the
- * container exists removes it before the error is thrown.
+ * container exists removes it before the error is thrown; a removal the engine refuses
+ * then (it is likely what failed) goes to `removals`, which keeps trying.
  */
 export async function prepareSandbox(
   sandbox: SandboxRuntime,
@@ -50,6 +52,7 @@ export async function prepareSandbox(
   options: Docker.ContainerCreateOptions,
   pooled: boolean,
   log: Logger,
+  removals?: Pick<RemovalRetry, 'retry'>,
 ): Promise<PreparedSandbox> {
   let container: SandboxContainer;
   try {
@@ -114,7 +117,8 @@ export async function prepareSandbox(
   } catch (error) {
     for (const stream of streams) stream.destroy();
     await sandbox.remove(container).catch((removeError: unknown) => {
-      log.error({ err: removeError }, 'container removal failed');
+      if (removals) removals.retry(container, removeError, log);
+      else log.error({ err: removeError }, 'container removal failed');
     });
     throw error;
   }

@@ -3,6 +3,7 @@ import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { delay, retryDelayMs } from '../retry.ts';
 import { type PreparedSandbox, prepareSandbox } from './preparedSandbox.ts';
+import { RemovalRetry } from './removalRetry.ts';
 import { type SandboxContainer, type SandboxRuntime, shortId } from './sandboxRuntime.ts';
 
 /** What the pool asks the engine besides the container lifecycle. */
@@ -49,9 +50,12 @@ export class WarmPool {
   private dormant = false;
   private currentHash: string | null = null;
   private readonly baseHash: string;
+  /** Removals the engine refused (it restarted, say): tried again until the container is gone. */
+  private readonly removals: RemovalRetry;
 
   constructor(options: WarmPoolOptions) {
     this.options = options;
+    this.removals = new RemovalRetry(options.sandbox);
     this.log = options.log.child({ component: 'warm-pool' });
     // The profile part of the hash; the image's id is added when the pool looks it up.
     this.baseHash = createHash('sha256')
@@ -120,6 +124,8 @@ export class WarmPool {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     await this.refilling;
     await this.retire(() => true, 'the starter is stopping');
+    // As the runs' removals: a few seconds more, then the next start's sweep.
+    await this.removals.close(10_000);
   }
 
   private touch(): void {
@@ -163,6 +169,7 @@ export class WarmPool {
           this.options.createOptions(profileHash),
           true,
           this.log,
+          this.removals,
         );
         if (this.closing.signal.aborted || this.dormant) {
           await this.discard(prepared);
@@ -211,9 +218,10 @@ export class WarmPool {
   private async discard(prepared: PreparedSandbox): Promise<void> {
     prepared.closeStreams();
     await this.options.sandbox.remove(prepared.container).catch((error: unknown) => {
-      this.log.error(
-        { err: error, containerId: shortId(prepared.container.id) },
-        'prepared sandbox not removed',
+      this.removals.retry(
+        prepared.container,
+        error,
+        this.log.child({ containerId: shortId(prepared.container.id) }),
       );
     });
   }
