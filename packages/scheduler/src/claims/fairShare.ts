@@ -202,22 +202,32 @@ export class FairSharePolicy {
        WHERE ${column} = ?${userOnly} AND state = 'running'`,
       [start, end, value],
     );
-    const [queued] = await sql.all<{ runs: number | string }>(
-      `SELECT COUNT(*) AS runs FROM script_log WHERE ${column} = ?${userOnly} AND state = 'pending'`,
+    // A claimed run holds its starter's slot before it starts (download, container): it is
+    // not queued any more, and counts with the running ones. Without it an owner whose runs
+    // are short gets more than its part of the slots while its runs are between claim and
+    // start (the head-of-line test in test/e2e/fairness.e2e.test.ts).
+    const [open] = await sql.all<{
+      queued: number | string | null;
+      claimed: number | string | null;
+    }>(
+      `SELECT SUM(CASE WHEN d.starter_id IS NULL THEN 1 ELSE 0 END) AS queued,
+              SUM(CASE WHEN d.starter_id IS NULL THEN 0 ELSE 1 END) AS claimed
+       FROM script_log s LEFT JOIN run_detail d ON d.run_id = s.id
+       WHERE s.${column} = ?${userOnly.replace('org_id', 's.org_id')} AND s.state = 'pending'`,
       [value],
     );
     return {
       usedSeconds: Number(finished?.seconds ?? 0) + Number(running?.seconds ?? 0),
-      runningNow: Number(running?.runs ?? 0),
-      ownerQueued: Number(queued?.runs ?? 0),
+      runningNow: Number(running?.runs ?? 0) + Number(open?.claimed ?? 0),
+      ownerQueued: Number(open?.queued ?? 0),
     };
   }
 
   private async otherOwnersWaiting(owner: ShareOwner, runId: number, now: Date): Promise<number> {
     const since = toSqlDateTime(new Date(now.getTime() - waitingHorizonMs));
     const rows = await sqlOf(this.deps.orm).all<{ org_id: number | null; owner: string | null }>(
-      `SELECT DISTINCT org_id, owner FROM script_log
-       WHERE state = 'pending' AND created_at >= ? AND id <> ?
+      `SELECT DISTINCT s.org_id, s.owner FROM script_log s LEFT JOIN run_detail d ON d.run_id = s.id
+       WHERE s.state = 'pending' AND s.created_at >= ? AND s.id <> ? AND d.starter_id IS NULL
        LIMIT 200`,
       [since, runId],
     );
