@@ -215,7 +215,18 @@ export async function startChaosPipeline(options: ChaosPipelineOptions): Promise
           ['packages/scheduler/src/cli/pipeline.ts', 'rebuild', '--into', scratch],
           { cwd: repoRoot, env: { PATH: process.env.PATH ?? '', ...env }, maxBuffer: 1 << 24 },
         );
-        return { identical: /^identical:/m.test(stdout), output: stdout };
+        const identical = /^identical:/m.test(stdout);
+        if (identical) return { identical, output: stdout };
+        // Which runs differ, so a failed comparison says what to look at.
+        const columns = ['state', 'success', 'return_code', 'started_at', 'finished_at', 'output'];
+        const differing = await mariadb
+          .query<Record<string, unknown>>(
+            `SELECT l.id, ${columns.map((c) => `l.${c} AS live_${c}, r.${c} AS rebuilt_${c}`).join(', ')}
+             FROM \`${database}\`.script_log l LEFT JOIN \`${scratch}\`.script_log r ON r.id = l.id
+             WHERE NOT (${columns.map((c) => `l.${c} <=> r.${c}`).join(' AND ')}) LIMIT 3`,
+          )
+          .catch((error: unknown) => [{ error: String(error) }]);
+        return { identical, output: `${stdout}\ndiffering runs: ${JSON.stringify(differing)}` };
       } catch (error) {
         const failed = error as { stdout?: string; stderr?: string; message: string };
         return {
