@@ -34,6 +34,9 @@ child_names=()
 stopping=0
 
 stop_children() {
+  # A second Ctrl-C or SIGTERM (a terminal's and npm's both reach this script) must not cut
+  # the stopping short and leave the other children running.
+  trap '' INT TERM
   stopping=1
   local index pid
   for ((index = ${#children[@]} - 1; index >= 0; index--)); do
