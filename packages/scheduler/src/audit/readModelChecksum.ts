@@ -1,4 +1,6 @@
-import type { Sql } from '../db/sql.ts';
+import { IsolationLevel, type MikroORM } from '@mikro-orm/mariadb';
+import { type Sql, sqlOf } from '../db/sql.ts';
+import { readModelProjection } from '../projection/checkpoint.ts';
 
 /**
  * The read model: every table the projector writes, and so every table a rebuild replaces.
@@ -61,6 +63,36 @@ export async function summarizeReadModel(sql: Sql, schema: string): Promise<Tabl
     });
   }
   return summaries;
+}
+
+/** The read model of one schema as one consistent snapshot saw it. */
+export interface ReadModelSnapshot {
+  /** The last stream sequence its tables hold (0: none). */
+  position: number;
+  tables: TableSummary[];
+}
+
+/**
+ * The position and the summaries of `schema`'s read model, all read in one repeatable-read
+ * transaction: a projector committing meanwhile can neither move the checkpoint past the rows
+ * summed nor change one table after another was summed.
+ */
+export async function snapshotOfReadModel(
+  orm: MikroORM,
+  schema: string,
+): Promise<ReadModelSnapshot> {
+  return await orm.em.getConnection().transactional(
+    async (transaction) => {
+      const sql = sqlOf(orm, transaction);
+      const [row] = await sql.all<{ stream_sequence: number | string }>(
+        `SELECT stream_sequence FROM \`${schema}\`.pipeline_checkpoint WHERE projection = ?`,
+        [readModelProjection],
+      );
+      const position = row ? Number(row.stream_sequence) : 0;
+      return { position, tables: await summarizeReadModel(sql, schema) };
+    },
+    { isolationLevel: IsolationLevel.REPEATABLE_READ, readOnly: true },
+  );
 }
 
 async function columnsOf(sql: Sql, schema: string, table: string): Promise<string[]> {

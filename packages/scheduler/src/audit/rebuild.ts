@@ -10,6 +10,7 @@ import { deferSecondaryIndexes } from './deferredIndexes.ts';
 import {
   differingTables,
   readModelTables,
+  snapshotOfReadModel,
   summarizeReadModel,
   type TableSummary,
 } from './readModelChecksum.ts';
@@ -49,6 +50,8 @@ export interface RebuildReport {
   /** Tables whose rows differ between the live read model and the rebuilt one. */
   differing: string[];
   events: number;
+  /** The last sequence projected: the live read model's when the rebuild began. */
+  position: number;
   seconds: number;
   swapped: boolean;
   /** Runs of the live read model that the log does not have (lost by the rebuild). */
@@ -96,13 +99,17 @@ export async function rebuildReadModel(
   const swap = options.swap || options.into === undefined;
   const liveSql = sqlOf(deps.orm);
 
-  const before = await summarizeReadModel(liveSql, live);
+  // The live tables and their checkpoint in one snapshot, and the rebuild projects up to that
+  // same checkpoint and not beyond: the two are then comparable row by row however busy the
+  // live projector is meanwhile.
+  const snapshot = await snapshotOfReadModel(deps.orm, live);
+  const before = snapshot.tables;
   await createEmptyReadModel(deps.orm, live, schema);
   const addIndexes = await deferSecondaryIndexes(liveSql, schema, readModelTables);
   const target = await openDatabase({ ...deps.database, name: schema, poolSize: 4 });
   try {
     const startedAt = performance.now();
-    const { events } = await projectWholeLog(deps, target);
+    const { events, position } = await projectWholeLog(deps, target, snapshot.position);
     await addIndexes();
     const seconds = (performance.now() - startedAt) / 1000;
     // Before retention: a run that retention deletes from the rebuilt tables is in the log.
@@ -123,6 +130,7 @@ export async function rebuildReadModel(
       after,
       differing: differingTables(before, after),
       events,
+      position,
       seconds,
       swapped: false,
       runsNotInLog,
@@ -160,15 +168,24 @@ async function createEmptyReadModel(orm: MikroORM, live: string, schema: string)
   }
 }
 
-/** Projects from the first sequence up to the last one there was when it began. */
+/**
+ * Projects from the first sequence up to the live read model's checkpoint (`livePosition`),
+ * or, when the live tables have none (or one past the log's end), up to the last sequence
+ * there was when it began.
+ */
 async function projectWholeLog(
   deps: RebuildDeps,
   target: MikroORM,
-): Promise<{ events: number; seconds: number }> {
+  livePosition: number,
+): Promise<{ events: number; position: number; seconds: number }> {
   const { state } = await deps.eventLog.jetStreamManager.streams.info(deps.eventLog.naming.stream);
-  const total = state.messages;
   const startedAt = performance.now();
-  if (total === 0) return { events: 0, seconds: 0 };
+  if (state.messages === 0) return { events: 0, position: 0, seconds: 0 };
+  const until =
+    livePosition >= state.first_seq && livePosition <= state.last_seq
+      ? livePosition
+      : state.last_seq;
+  const total = Math.min(state.messages, until - state.first_seq + 1);
   const projection = new RunProjection({
     orm: target,
     eventLog: deps.eventLog,
@@ -177,24 +194,25 @@ async function projectWholeLog(
     // Big batches: fewer commits, and a run's events fall more often into one batch, so its
     // row is written once, already finished.
     batchSize: 5000,
+    until,
   });
   const applied = () => Math.max(0, projection.position - state.first_seq + 1);
   const timer = setInterval(() => {
     const seconds = (performance.now() - startedAt) / 1000;
     deps.onProgress?.({
-      events: applied(),
+      events: Math.min(applied(), total),
       total,
       eventsPerSecond: seconds > 0 ? applied() / seconds : 0,
     });
   }, 1000);
   projection.start();
   try {
-    await projection.waitFor(state.last_seq);
+    await projection.waitFor(until);
   } finally {
     clearInterval(timer);
     await projection.stop();
   }
-  return { events: total, seconds: (performance.now() - startedAt) / 1000 };
+  return { events: total, position: until, seconds: (performance.now() - startedAt) / 1000 };
 }
 
 async function adoptionImportUnfinished(orm: MikroORM, stream: string): Promise<boolean> {

@@ -54,7 +54,9 @@ Without --run and --since the whole log is read (from its first event).
 
 Projects the whole log again, from its first event, into empty read-model tables, shows
 progress (events/s) on stderr, and prints the row count and checksum of every table before
-(the live read model) and after (the rebuilt one), and whether they are identical.
+(the live read model) and after (the rebuilt one), and whether they are identical. It
+projects up to the sequence the live read model had reached when it began (read in the same
+snapshot as the live checksums), so the two compare exactly while the scheduler runs on.
 
 Without --into it rebuilds in place: it projects into a scratch schema next to the live one,
 then renames the tables over the live ones in one atomic RENAME TABLE (the API serves the
@@ -212,7 +214,7 @@ async function rebuildCommand(argv: string[], io: CommandIo): Promise<number> {
       { ...(into ? { into } : {}), swap: Boolean(values.swap), force: Boolean(values.force) },
     );
     io.stderr.write(
-      `rebuild: ${report.events} events projected in ${report.seconds.toFixed(1)} s (${Math.round(report.events / Math.max(report.seconds, 0.001))} events/s) into ${report.schema}\n`,
+      `rebuild: ${report.events} events projected in ${report.seconds.toFixed(1)} s (${Math.round(report.events / Math.max(report.seconds, 0.001))} events/s) into ${report.schema}, up to sequence ${report.position}\n`,
     );
     io.stdout.write(summaryTable(report.before, report.after));
     io.stdout.write(

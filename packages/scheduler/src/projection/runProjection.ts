@@ -22,6 +22,11 @@ export interface RunProjectionDeps {
   batchSize?: number;
   /** Told the events of each batch once it is committed (the scheduler's metrics count runs). */
   onCommitted?: (events: readonly RunEvent[]) => void;
+  /**
+   * Apply nothing after this sequence (a rebuild's target): later events are left out, and
+   * the projection counts as at `until` once the log has shown what comes after it.
+   */
+  until?: number;
 }
 
 const retryDelaysMs = [250, 500, 1000, 2000, 5000];
@@ -42,6 +47,8 @@ export class RunProjection {
   /** The last sequence the current consumer delivered and this projector committed. */
   private deliveredThrough = 0;
   private waiters: { seq: number; resolve: () => void }[] = [];
+  /** The log went past `until` (or ended before it): nothing more is to be applied. */
+  private pastUntil = false;
   private stopped = false;
   private loop: Promise<void> | undefined;
   private messages: ConsumerMessages | undefined;
@@ -122,6 +129,13 @@ export class RunProjection {
     const messages = await consumer.consume({
       max_messages: 1024,
       callback: (message) => {
+        const until = this.deps.until;
+        if (until !== undefined && message.seq > until) {
+          this.pastUntil = true;
+          this.wake?.();
+          return;
+        }
+        if (until !== undefined && message.info.pending === 0) this.pastUntil = true;
         arrived.push({
           seq: message.seq,
           pending: message.info.pending,
@@ -154,6 +168,7 @@ export class RunProjection {
     let caughtUpLogged = false;
     while (!this.stopped) {
       if (arrived.length === 0) {
+        if (this.pastUntil && this.deps.until !== undefined) this.advance(this.deps.until);
         const woken = new Promise<'woken'>((resolve) => {
           this.wake = () => resolve('woken');
         });
