@@ -14,6 +14,12 @@ export const STARTER_ID_LABEL = 'org.seatable.pipeline.starter-id';
  * hash of the sandbox profile and image it was made from (a changed one retires it).
  */
 export const POOL_LABEL = 'org.seatable.pipeline.pool';
+/**
+ * A value of its own for each create request: a create whose answer never came (the engine
+ * stopped or the connection broke) is looked for by it, since the engine may have made the
+ * container all the same.
+ */
+export const CREATE_ID_LABEL = 'org.seatable.pipeline.create-id';
 
 /** Image labels the runner images set. */
 export const imageLabels = {

@@ -1,6 +1,7 @@
 export { parseDockerByteSize } from './byteSize.ts';
 export type { ContainerIdentity } from './containerOptions.ts';
 export {
+  CREATE_ID_LABEL,
   containerCreateOptions,
   imageLabels,
   PIPELINE_LABEL,

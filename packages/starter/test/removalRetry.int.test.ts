@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import { RunExecution } from '../src/execution/runExecution.ts';
 import { DockerSandbox } from '../src/sandbox/dockerSandbox.ts';
 import type { OutputAttachment } from '../src/sandbox/outputAttach.ts';
+import { prepareSandbox, SandboxCreateError } from '../src/sandbox/preparedSandbox.ts';
 import { RemovalRetry } from '../src/sandbox/removalRetry.ts';
 import {
   type ListedContainer,
@@ -210,5 +211,66 @@ describe('a container removal the engine refuses', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     assert.equal(sandbox.attempts.get(container.id), attemptsAtClose, 'no attempt after close');
     assert.equal(await containerExists(container.id), true);
+  });
+});
+
+/** The real engine makes the container, but its answer never reaches the starter. */
+class UnansweredCreateSandbox extends RefusingSandbox {
+  answer: 'none' | 'refused' = 'none';
+
+  constructor() {
+    super(0);
+  }
+
+  override async create(
+    runId: number,
+    options: Docker.ContainerCreateOptions,
+  ): Promise<SandboxContainer> {
+    if (this.answer === 'refused') {
+      throw new SandboxError(
+        'create',
+        { runId },
+        { cause: new Error('Conflict: the name is already in use'), statusCode: 409 },
+      );
+    }
+    await super.create(runId, options);
+    throw new SandboxError(
+      'create',
+      { runId },
+      { cause: new Error('connect ECONNREFUSED /var/run/docker.sock'), statusCode: null },
+    );
+  }
+}
+
+describe('a container create whose answer never came', () => {
+  test('leaves no container: it is found by its create id and removed', async () => {
+    const sandbox = new UnansweredCreateSandbox();
+    const removals = new RemovalRetry(sandbox, { firstDelayMs: 50, maxDelayMs: 400 });
+    const options = containerCreateOptions(profile, { runId: 4, starterId });
+
+    await assert.rejects(prepareSandbox(sandbox, 4, options, false, log, removals), (error) => {
+      assert.ok(error instanceof SandboxCreateError);
+      return true;
+    });
+    const made = await docker.listContainers({
+      all: true,
+      filters: { label: [`org.seatable.pipeline.starter-id=${starterId}`, `${RUN_ID_LABEL}=4`] },
+    });
+    assert.equal(made.length, 1, 'the engine made the container');
+    assert.equal(removals.pending, 1, 'the starter looks for it');
+
+    assert.ok(await gone(made[0]?.Id ?? '', 10_000), 'the container was removed');
+    assert.equal(removals.pending, 0);
+  });
+
+  test('is not looked for when the engine refused the create', async () => {
+    const sandbox = new UnansweredCreateSandbox();
+    sandbox.answer = 'refused';
+    const removals = new RemovalRetry(sandbox, { firstDelayMs: 50, maxDelayMs: 400 });
+    const options = containerCreateOptions(profile, { runId: 5, starterId });
+
+    await assert.rejects(prepareSandbox(sandbox, 5, options, false, log, removals));
+
+    assert.equal(removals.pending, 0);
   });
 });

@@ -1,9 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import type { Writable } from 'node:stream';
+import { CREATE_ID_LABEL } from '@pipeline/runner';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import type { OutputAttachment } from './outputAttach.ts';
 import type { RemovalRetry } from './removalRetry.ts';
-import type { SandboxContainer, SandboxRuntime } from './sandboxRuntime.ts';
+import { isSandboxError, type SandboxContainer, type SandboxRuntime } from './sandboxRuntime.ts';
 
 export type OutputSink = (bytes: Uint8Array, length: number) => boolean;
 
@@ -52,12 +54,20 @@ export async function prepareSandbox(
   options: Docker.ContainerCreateOptions,
   pooled: boolean,
   log: Logger,
-  removals?: Pick<RemovalRetry, 'retry'>,
+  removals?: Pick<RemovalRetry, 'retry' | 'sweepUnansweredCreate'>,
 ): Promise<PreparedSandbox> {
   let container: SandboxContainer;
+  const createLabels = { [CREATE_ID_LABEL]: randomUUID() };
   try {
-    container = await sandbox.create(runId, options);
+    container = await sandbox.create(runId, {
+      ...options,
+      Labels: { ...options.Labels, ...createLabels },
+    });
   } catch (error) {
+    // An engine that answered 4xx made nothing. Without an answer (or with a 5xx), it may
+    // have made the container before it failed: found by its create id once it is back.
+    if (removals && !refusedByEngine(error))
+      removals.sweepUnansweredCreate(createLabels, error, log);
     throw new SandboxCreateError({ cause: error });
   }
   let target: OutputSink | null = null;
@@ -122,4 +132,9 @@ export async function prepareSandbox(
     });
     throw error;
   }
+}
+
+function refusedByEngine(error: unknown): boolean {
+  const status = isSandboxError(error) ? error.statusCode : null;
+  return status !== null && status >= 400 && status < 500;
 }
