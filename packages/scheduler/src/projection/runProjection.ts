@@ -18,7 +18,7 @@ export interface RunProjectionDeps {
   eventLog: RunEventLog;
   timeZone: string;
   logger: Logger;
-  /** Events applied per transaction at most. @default 1000 */
+  /** Events applied per transaction at most (a backlog goes in batches this big). @default 5000 */
   batchSize?: number;
   /** Told the events of each batch once it is committed (the scheduler's metrics count runs). */
   onCommitted?: (events: readonly RunEvent[]) => void;
@@ -58,7 +58,7 @@ export class RunProjection {
   constructor(deps: RunProjectionDeps) {
     this.deps = deps;
     this.logger = deps.logger.child({ component: 'projection' });
-    this.batchSize = deps.batchSize ?? 1000;
+    this.batchSize = deps.batchSize ?? 5000;
     this.context = { timeZone: deps.timeZone, logger: this.logger };
   }
 
