@@ -28,6 +28,7 @@ import { StarterMetrics } from './metrics/starterMetrics.ts';
 import { RunEventPublisher } from './publishing/runEventPublisher.ts';
 import { delay, retryDelayMs } from './retry.ts';
 import { DockerSandbox } from './sandbox/dockerSandbox.ts';
+import { EngineGate } from './sandbox/engineGate.ts';
 import { removeDepartedStartersContainers, removeOrphans } from './sandbox/orphanSweep.ts';
 import { ensureRunnerIsolation } from './sandbox/runnerNetwork.ts';
 import { WarmPool } from './sandbox/warmPool.ts';
@@ -52,6 +53,8 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
 
   const docker = dockerClient(config.docker);
   const sandbox = new DockerSandbox(docker, log, RUN_ID_LABEL, engineEndpoint(config.docker));
+  const engineGate = new EngineGate(() => docker.ping(), log);
+  sandbox.onNoAnswer = (operation, error) => engineGate.noAnswer(operation, error);
   if (!(await sandbox.imageExists(config.sandbox.image))) {
     throw new Error(
       `runner image ${config.sandbox.image} is not on the Docker engine (PYTHON_RUNNER_IMAGE)`,
@@ -139,6 +142,7 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
     host: config.host,
     slots,
     log,
+    ready: (signal) => engineGate.whenAnswering(signal),
     execute: (assignment, runLog) => execution.execute(assignment, runLog),
   });
   // Before the starter joins the fleet, so a port in use stops it before it takes work.

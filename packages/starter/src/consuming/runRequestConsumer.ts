@@ -41,6 +41,11 @@ export interface RunRequestConsumerOptions {
   host: string;
   slots: RunSlots;
   log: Logger;
+  /**
+   * Resolves once the starter can run scripts (its Docker engine answers); no request is
+   * fetched before. @default always ready
+   */
+  ready?: (signal: AbortSignal) => Promise<void>;
   /** Carries out a claimed run; resolves when its result is in the log. */
   execute: (assignment: RunAssignment, log: Logger) => Promise<void>;
 }
@@ -82,6 +87,7 @@ export class RunRequestConsumer {
     let failures = 0;
     while (!this.stopping.signal.aborted) {
       await slots.whenFree(this.stopping.signal);
+      await this.options.ready?.(this.stopping.signal);
       if (this.stopping.signal.aborted) break;
       try {
         const consumer = await this.ensureConsumer();

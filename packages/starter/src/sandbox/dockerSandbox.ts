@@ -24,6 +24,8 @@ export class DockerSandbox implements SandboxRuntime {
   private readonly log: Logger;
   private readonly runIdLabel: string;
   private readonly endpoint: EngineEndpoint | null;
+  /** Told of each call that got no answer from the engine (no HTTP status). */
+  onNoAnswer: ((operation: SandboxOperation, error: unknown) => void) | null = null;
 
   /**
    * `runIdLabel`: the label that carries a container's run id. `endpoint`: the engine's
@@ -216,6 +218,7 @@ export class DockerSandbox implements SandboxRuntime {
       this.log.debug({ ...ids, operation }, 'docker call done');
       return result;
     } catch (error) {
+      if (statusOf(error) === null) this.onNoAnswer?.(operation, error);
       throw new SandboxError(
         operation,
         {
