@@ -188,9 +188,22 @@ before(
 );
 
 after(async () => {
+  // Stopped first: a starter that gets its SIGTERM removes its warm pool's containers.
   for (const container of containers) {
+    await docker(['stop', '--time', '20', container]).catch(() => {});
     await docker(['rm', '--force', container]).catch(() => {});
   }
+  // And whatever its sandboxes left should it not have (the shared engine is not ours).
+  const sandboxes = await docker([
+    'ps',
+    '--all',
+    '--quiet',
+    '--filter',
+    `label=org.seatable.pipeline.starter-id=images-${labelValue.slice(-8)}`,
+  ])
+    .then((ids) => ids.split('\n').filter((id) => id !== ''))
+    .catch(() => []);
+  for (const id of sandboxes) await docker(['rm', '--force', id]).catch(() => {});
   for (const tag of [tags.starter, tags.scheduler, tags.node]) {
     await docker(['image', 'rm', '--force', tag]).catch(() => {});
   }
