@@ -194,8 +194,9 @@ start_child scheduler env NODE_OPTIONS="$SCHEDULER_NODE_OPTIONS" node packages/s
 ) >"$run_dir/env"
 wait_until "http_ok '$scheduler_url/ping/'" scheduler 60
 STARTER_NODE_OPTIONS="${STARTER_NODE_OPTIONS:---max-semi-space-size=1}"
-# MALLOC_ARENA_MAX: as in the starter image (deploy/starter.Dockerfile).
+# MALLOC_ARENA_MAX, MALLOC_TRIM_THRESHOLD_: as in the starter image (deploy/starter.Dockerfile).
 start_child starter env NODE_OPTIONS="$STARTER_NODE_OPTIONS" MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}" \
+  MALLOC_TRIM_THRESHOLD_="${MALLOC_TRIM_THRESHOLD_:-131072}" \
   node packages/starter/src/main.ts
 sleep 1
 child_alive || fail_with_log "the starter exited" starter

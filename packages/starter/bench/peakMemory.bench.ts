@@ -8,7 +8,8 @@
  * Run: npm run bench -- peakMemory   (needs Docker, nats-server and the runner image)
  * Target: peak RSS under 150 MB.
  */
-// Measured 132 to 137 MB with the shipped MALLOC_ARENA_MAX=2 (153 to 157 MB without it).
+// Measured 133 to 138 MB with the shipped MALLOC_ARENA_MAX=2 and MALLOC_TRIM_THRESHOLD_=131072
+// (145 to 153 MB without the latter on an idle machine, 153 to 157 MB without either).
 // Node's type stripping keeps some 18 MB of WebAssembly for good; a build step would be the
 // next saving.
 import { StarterHarness } from '../test/support/starterHarness.ts';

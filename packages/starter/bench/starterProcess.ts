@@ -8,7 +8,8 @@ const mainFile = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 /**
  * The Node flags the starter runs with in production (deploy/starter.Dockerfile, npm start);
  * BENCH_STARTER_NODE_FLAGS compares others ('' for Node's defaults). The image's
- * MALLOC_ARENA_MAX=2 is applied too unless the bench's own environment sets it.
+ * MALLOC_ARENA_MAX=2 and MALLOC_TRIM_THRESHOLD_=131072 are applied too unless the bench's own
+ * environment sets them.
  */
 export const starterNodeFlags = (process.env.BENCH_STARTER_NODE_FLAGS ?? '--max-semi-space-size=1')
   .split(' ')
@@ -32,6 +33,7 @@ export class StarterProcess {
     const child = spawn(process.execPath, [...starterNodeFlags, mainFile], {
       env: {
         MALLOC_ARENA_MAX: '2',
+        MALLOC_TRIM_THRESHOLD_: '131072',
         ...process.env,
         ...harness.starterEnv({ LOG_LEVEL: 'info', ...env }),
       },
