@@ -26,7 +26,8 @@ type Upcaster = (raw: RawEvent) => RawEvent;
  * `containerId`, and `RunFinished` measured `spend_time` in seconds instead of
  * `durationMs` and knew neither output chunks, truncation, cancellation nor lost runs.
  * `RunImported` and `StatisticsImported` (the history of an adopted original) began at
- * version 1 and have no older form.
+ * version 1 and have no older form. `RunImported` version 2 carries `outputChunks`: version
+ * 1 had none (its output was cut to fit one message).
  */
 const upcasters: Record<string, Upcaster> = {
   'RunRequested@0': (raw) => withData(raw, (data) => ({ operator: null, ...data })),
@@ -35,6 +36,7 @@ const upcasters: Record<string, Upcaster> = {
   'RunStarted@0': (raw) => withData(raw, (data) => ({ containerId: '', ...data })),
   'RunOutputChunk@0': (raw) => withData(raw, (data) => data),
   'RunCancelRequested@0': (raw) => withData(raw, (data) => data),
+  'RunImported@1': (raw) => withData(raw, (data) => ({ outputChunks: 0, ...data })),
   'RunFinished@0': (raw) =>
     withData(raw, ({ spend_time: spendTime, ...data }) => ({
       outputChunks: 0,

@@ -11,6 +11,7 @@ export type { DecodeResult } from './codec.ts';
 export { decodeEvent, decodeLogEvent, decodeWith, encodeEvent, encodeJson } from './codec.ts';
 export type { LiveOutputMessage } from './liveOutput.ts';
 export { liveOutputMessageSchema } from './liveOutput.ts';
+export { outputPieceBytes, outputPieces } from './outputPieces.ts';
 export { outputTexts } from './outputTexts.ts';
 export type {
   ImportedStatisticsTable,

@@ -131,11 +131,14 @@ export const runCancelRequestedSchema = z.object({
 /**
  * A run of an adopted original database, written into the log once when the scheduler
  * adopts the original's tables, so that a rebuild keeps it. Its id is the original's
- * `script_log.id` (below the stream's first sequence) and the fields are the row's.
+ * `script_log.id` (below the stream's first sequence) and the fields are the row's. An
+ * output too long for one message goes as `outputChunks` RunOutputChunk events before it,
+ * and `output` is its last piece (version 2; version 1 cut such an output to fit).
  */
 export const runImportedSchema = z.object({
   type: z.literal('RunImported'),
-  ...base,
+  schemaVersion: z.literal(2),
+  occurredAt: isoTime,
   runId,
   data: z.object({
     dtableUuid: z.string().max(36),
@@ -149,6 +152,7 @@ export const runImportedSchema = z.object({
     success: z.boolean().nullable(),
     returnCode: z.number().int().nullable(),
     output: z.string().nullable(),
+    outputChunks: z.number().int().nonnegative(),
     createdAt: isoTime.nullable(),
     startedAt: isoTime.nullable(),
     finishedAt: isoTime.nullable(),

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { outputPieces } from '@pipeline/events';
 import { handoverBytes } from '../src/execution/handover.ts';
-import { outputPieces } from '../src/execution/outputPieces.ts';
 import { scriptDownloadUrl } from '../src/execution/scriptDownload.ts';
 
 /** Splits the hand-over back into its header, script and context. */

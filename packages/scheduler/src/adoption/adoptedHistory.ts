@@ -3,7 +3,9 @@ import {
   encodeEvent,
   type ImportedStatisticsTable,
   importedStatisticsTables,
+  outputPieces,
   type RunImported,
+  type RunOutputChunk,
   type StatisticsImported,
   subjects,
 } from '@pipeline/events';
@@ -181,9 +183,13 @@ const originalRunColumns = `id, dtable_uuid, owner, org_id, script_name, context
   CAST(started_at AS CHAR) AS started_at, CAST(finished_at AS CHAR) AS finished_at, success,
   return_code, output, operate_from, state, CAST(created_at AS CHAR) AS created_at`;
 
-/** Room left in a message for everything but the output (the 1 MB default payload). */
-const maxImportedEventBytes = 900 * 1024;
-
+/**
+ * An adopted run's events on its own subject: an output that does not fit one message goes
+ * first as `RunOutputChunk` events, then the `RunImported` with the last piece. Each event is
+ * appended only right after the one before it (`lastSubjectSequence`), so a run is written
+ * once however often this runs; an import cut short in the middle of a run (a crash, another
+ * scheduler) goes on after the last piece that the log holds.
+ */
 async function appendImportedRun(
   eventLog: RunEventLog,
   row: OriginalRun,
@@ -191,21 +197,87 @@ async function appendImportedRun(
   logger: Logger,
 ): Promise<void> {
   const event = importedRun(row, now);
-  let payload = encodeEvent(event);
-  if (payload.length > maxImportedEventBytes && event.data.output !== null) {
-    // TODO(#5): an original output above ~900 KB is cut to fit one message; RunImported has no
-    // output chunks yet, so a rebuild shows the cut output for such a run.
-    const keep = Math.max(0, event.data.output.length - (payload.length - maxImportedEventBytes));
-    event.data.output = event.data.output.slice(0, keep);
-    payload = encodeEvent(event);
-    logger.warn({ runId: event.runId }, 'adopted run output cut to fit the event log');
+  const pieces = event.data.output === null ? [] : outputPieces(event.data.output);
+  const chunks = pieces.slice(0, -1);
+  if (chunks.length > 0) {
+    event.data.output = pieces.at(-1) ?? '';
+    event.data.outputChunks = chunks.length;
   }
-  await appendOnce(
-    eventLog,
-    subjects.lifecycle(eventLog.naming, event.runId),
-    payload,
-    `run-${event.runId}-RunImported`,
-  );
+  // Nothing of the run is in the log yet, as a rule: its last event is read only when an
+  // append finds otherwise.
+  let position: ResumePoint = { afterSequence: 0, nextChunk: 0 };
+  for (;;) {
+    if (await appendFrom(eventLog, event, chunks, position)) break;
+    const found = await resumePoint(eventLog, event.runId);
+    if (found === 'done') return;
+    position = found;
+  }
+  if (chunks.length > 0) {
+    logger.debug({ runId: event.runId, chunks: chunks.length }, 'adopted run output in pieces');
+  }
+}
+
+interface ResumePoint {
+  /** The sequence of the run's last event in the log (0: none). */
+  afterSequence: number;
+  /** The first output chunk that the log does not hold yet. */
+  nextChunk: number;
+}
+
+/** Appends the run's chunks from `position` on, then the `RunImported`; false on a conflict. */
+async function appendFrom(
+  eventLog: RunEventLog,
+  event: RunImported,
+  chunks: readonly string[],
+  position: ResumePoint,
+): Promise<boolean> {
+  const subject = subjects.lifecycle(eventLog.naming, event.runId);
+  let after = position.afterSequence;
+  for (let index = position.nextChunk; index < chunks.length; index++) {
+    const chunk: RunOutputChunk = {
+      type: 'RunOutputChunk',
+      schemaVersion: 1,
+      occurredAt: event.occurredAt,
+      runId: event.runId,
+      data: { index, text: chunks[index] ?? '' },
+    };
+    const seq = await appendAfter(eventLog, subject, encodeEvent(chunk), after);
+    if (seq === null) return false;
+    after = seq;
+  }
+  return (await appendAfter(eventLog, subject, encodeEvent(event), after)) !== null;
+}
+
+/** Where an adopted run's events stand in the log: all there, or what comes next. */
+async function resumePoint(eventLog: RunEventLog, runId: number): Promise<'done' | ResumePoint> {
+  const last = await eventLog.lastEventOf(runId);
+  if (last === null) return { afterSequence: 0, nextChunk: 0 };
+  if (last.event?.type === 'RunOutputChunk') {
+    return { afterSequence: last.seq, nextChunk: last.event.data.index + 1 };
+  }
+  return 'done';
+}
+
+/**
+ * Appends `payload` only if the subject's last event is at `afterSequence` (0: it has none).
+ * The sequence it got, or null when someone else appended meanwhile.
+ */
+async function appendAfter(
+  eventLog: RunEventLog,
+  subject: string,
+  payload: Uint8Array,
+  afterSequence: number,
+): Promise<number | null> {
+  try {
+    const ack = await eventLog.jetStream.publish(subject, payload, {
+      expect: { lastSubjectSequence: afterSequence },
+      timeout: 10_000,
+    });
+    return ack.seq;
+  } catch (error) {
+    if (isWrongLastSequence(error)) return null;
+    throw error;
+  }
 }
 
 function importedRun(row: OriginalRun, now: Date): RunImported {
@@ -213,7 +285,7 @@ function importedRun(row: OriginalRun, now: Date): RunImported {
   const number = (value: number | string | null) => (value === null ? null : Number(value));
   return {
     type: 'RunImported',
-    schemaVersion: 1,
+    schemaVersion: 2,
     occurredAt: now.toISOString(),
     runId: Number(row.id),
     data: {
@@ -227,6 +299,7 @@ function importedRun(row: OriginalRun, now: Date): RunImported {
       success: row.success === null ? null : Boolean(Number(row.success)),
       returnCode: number(row.return_code),
       output: row.output,
+      outputChunks: 0,
       createdAt: time(row.created_at),
       startedAt: time(row.started_at),
       finishedAt: time(row.finished_at),

@@ -92,7 +92,9 @@ export class ProjectionBatch {
       projection.runs.set(Number(row.id), { row: storedRow(row), stored: true, changed: false });
     }
     const withChunks = batch.flatMap(({ event }) =>
-      event.type === 'RunFinished' && event.data.outputChunks > 0 ? [event.runId] : [],
+      (event.type === 'RunFinished' || event.type === 'RunImported') && event.data.outputChunks > 0
+        ? [event.runId]
+        : [],
     );
     for (const chunk of await selectIn<OutputChunkRow>(
       sql,
@@ -130,8 +132,9 @@ export class ProjectionBatch {
       }
       case 'RunOutputChunk': {
         // Kept only while the run is open: a chunk replayed after its run finished is not needed.
+        // An adopted run's chunks come before its RunImported, while it has no row yet.
         const run = this.runs.get(event.runId);
-        if (!run || run.row.state === 'finished') return;
+        if (run?.row.state === 'finished') return;
         this.chunksOf(event.runId).set(event.data.index, event.data.text);
         this.writtenChunksOf(event.runId).set(event.data.index, event.data.text);
         return;
@@ -222,6 +225,8 @@ export class ProjectionBatch {
       owner: imported.owner,
       org_id: imported.orgId,
     });
+    const output = this.assembleOutput(event);
+    if (event.data.outputChunks > 0) this.endRun(event.runId);
     if (this.runs.has(event.runId)) return;
     const time = (value: string | null) => (value === null ? null : importedDateTime(value));
     this.runs.set(event.runId, {
@@ -238,7 +243,7 @@ export class ProjectionBatch {
         finished_at: time(imported.finishedAt),
         success: imported.success,
         return_code: imported.returnCode,
-        output: imported.output,
+        output: imported.output === null ? null : output,
         operate_from: imported.operateFrom,
         state: imported.state,
         created_at: time(imported.createdAt),
@@ -298,6 +303,8 @@ export class ProjectionBatch {
     const where = { runId: event.runId, type: event.type };
     if (!run) {
       this.context.logger.warn(where, 'end of an unknown run ignored');
+      // Its output chunks, if the log still had any (its request aged out): none kept.
+      this.endRun(event.runId);
       return null;
     }
     if (run.row.state === 'finished') {
@@ -307,8 +314,8 @@ export class ProjectionBatch {
     return run;
   }
 
-  private assembleOutput(event: RunFinished): string {
-    if (event.data.outputChunks === 0) return event.data.output;
+  private assembleOutput(event: RunFinished | RunImported): string {
+    if (event.data.outputChunks === 0) return event.data.output ?? '';
     const pieces = [...(this.chunks.get(event.runId) ?? new Map<number, string>())].sort(
       ([left], [right]) => left - right,
     );
@@ -318,7 +325,7 @@ export class ProjectionBatch {
         'output chunks missing',
       );
     }
-    return pieces.map(([, text]) => text).join('') + event.data.output;
+    return pieces.map(([, text]) => text).join('') + (event.data.output ?? '');
   }
 
   /**

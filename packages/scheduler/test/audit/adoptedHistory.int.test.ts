@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { DeliverPolicy } from '@nats-io/jetstream';
-import { decodeLogEvent, namingFor } from '@pipeline/events';
+import { decodeLogEvent, encodeEvent, namingFor, outputPieces, subjects } from '@pipeline/events';
 import { importAdoptedHistory } from '../../src/adoption/adoptedHistory.ts';
 import { rebuildReadModel } from '../../src/audit/rebuild.ts';
 import { RunEventLog } from '../../src/messaging/eventLog.ts';
@@ -16,6 +16,12 @@ let services: Services;
 let eventLog: RunEventLog;
 const naming = namingFor('adoptedhistory');
 
+/**
+ * Run 19's output: a flood the original kept whole, 1.2 MB in UTF-8, more than one message
+ * holds, so it goes into the log in pieces.
+ */
+const longOutput = `${'é'.repeat(300_000)}${'😀'.repeat(150_000)}\n`;
+
 /** The values a rebuild must keep to the last digit: a FLOAT and microseconds. */
 const exactValues = `SELECT CAST(total_run_time AS DOUBLE) AS run_time, CAST(update_at AS CHAR) AS update_at
   FROM user_run_script_statistics WHERE username = 'old@example.invalid'`;
@@ -29,7 +35,7 @@ before(async () => {
        VALUES (?, '0b7c8d9e-1f2a-4b3c-8d4e-5f6a7b8c9d0e', 'old@example.invalid', 42, 'legacy.py',
          '{"row": 1}', '2026-11-01 09:00:00.123456', '2026-11-01 09:00:03.654321', ?, ?, ?,
          'manualy', 'finished', '2026-11-01 08:59:59.999999')`,
-      [id, id !== 18, id === 18 ? 1 : 0, `output of ${id} 😀\n`],
+      [id, id !== 18, id === 18 ? 1 : 0, id === 19 ? longOutput : `output of ${id} 😀\n`],
     );
   }
   await services.db.query(
@@ -47,13 +53,24 @@ before(async () => {
   eventLog = await RunEventLog.open(services.connection, naming);
   const settings = { maxAgeSeconds: 0, maxBytes: -1, replicas: 1 };
   await ensureEventLog(eventLog.jetStreamManager, naming, settings, services.orm, testLogger());
+  // An earlier import that died after the first piece of run 19's output.
+  await eventLog.jetStream.publish(
+    subjects.lifecycle(naming, 19),
+    encodeEvent({
+      type: 'RunOutputChunk',
+      schemaVersion: 1,
+      occurredAt: '2026-12-01T00:00:00.000Z',
+      runId: 19,
+      data: { index: 0, text: outputPieces(longOutput)[0] ?? '' },
+    }),
+  );
 });
 
 after(async () => {
   await services?.close();
 });
 
-/** Every message of the adopted log, decoded. */
+/** Every message of the adopted log, decoded: its type, and a chunk's run and index. */
 async function logTypes(): Promise<string[]> {
   const { state } = await eventLog.jetStreamManager.streams.info(naming.stream);
   if (state.messages === 0) return [];
@@ -64,7 +81,10 @@ async function logTypes(): Promise<string[]> {
   const messages = await consumer.consume();
   for await (const message of messages) {
     const decoded = decodeLogEvent(message.data);
-    types.push(decoded.ok ? decoded.value.type : `invalid: ${decoded.reason}`);
+    if (!decoded.ok) types.push(`invalid: ${decoded.reason}`);
+    else if (decoded.value.type === 'RunOutputChunk') {
+      types.push(`RunOutputChunk ${decoded.value.runId}/${decoded.value.data.index}`);
+    } else types.push(decoded.value.type);
     if (message.info.pending === 0) break;
   }
   await messages.close();
@@ -88,10 +108,14 @@ describe('importing an adopted history', () => {
     assert.equal(await importAdoptedHistory(deps), null, 'a finished import is not run again');
 
     const types = await logTypes();
+    const pieces = outputPieces(longOutput);
+    assert.ok(pieces.length >= 5, `${pieces.length} pieces`);
     assert.deepEqual(types.toSorted(), [
       'RunImported',
       'RunImported',
       'RunImported',
+      // Run 19's output in pieces, each once, the one the earlier import wrote included.
+      ...pieces.slice(0, -1).map((_piece, index) => `RunOutputChunk 19/${index}`),
       'StatisticsImported',
       'StatisticsImported',
       'StatisticsImported',
@@ -130,6 +154,15 @@ describe('importing an adopted history', () => {
     assert.equal(rows('script_log'), 3);
     assert.equal(rows('user_run_script_statistics'), 1);
     assert.equal(rows('user_run_script_statistics_monthly'), 1);
+    const [kept] = await services.db.query<{ output: string }>(
+      'SELECT output FROM script_log WHERE id = 19',
+    );
+    assert.equal(kept?.output.length, longOutput.length);
+    assert.ok(kept?.output === longOutput, 'the long output is rebuilt whole');
+    const [chunksLeft] = await services.db.query<{ n: number }>(
+      'SELECT COUNT(*) AS n FROM run_output_chunk',
+    );
+    assert.equal(Number(chunksLeft?.n), 0);
     const [valuesAfter] = await services.db.query<Record<string, unknown>>(exactValues);
     assert.deepEqual(valuesAfter, valuesBefore);
     assert.deepEqual(valuesAfter, {

@@ -418,7 +418,7 @@ function importedStatistics(): StatisticsImported {
 function importedRun(runId: number): RunEvent {
   return {
     type: 'RunImported',
-    schemaVersion: 1,
+    schemaVersion: 2,
     occurredAt: '2026-06-01T00:00:00.000Z',
     runId,
     data: {
@@ -432,6 +432,7 @@ function importedRun(runId: number): RunEvent {
       success: true,
       returnCode: 0,
       output: 'from the original\n',
+      outputChunks: 0,
       createdAt: '2025-01-01T10:00:00.000Z',
       startedAt: '2025-01-01T10:00:01.000Z',
       finishedAt: '2025-01-01T10:00:02.000Z',

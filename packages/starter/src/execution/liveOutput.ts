@@ -1,7 +1,12 @@
 import type { NatsConnection } from '@nats-io/nats-core';
-import { encodeJson, type LiveOutputMessage, type Naming, subjects } from '@pipeline/events';
+import {
+  encodeJson,
+  type LiveOutputMessage,
+  type Naming,
+  outputPieces,
+  subjects,
+} from '@pipeline/events';
 import type { Logger } from 'pino';
-import { outputPieces } from './outputPieces.ts';
 
 /** What a run has printed so far: the output collector, read at each look. */
 export interface PrintedOutput {

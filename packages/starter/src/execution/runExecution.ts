@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Writable } from 'node:stream';
-import { type ClaimGrant, outputTexts, type RunFinished } from '@pipeline/events';
+import { type ClaimGrant, outputPieces, outputTexts, type RunFinished } from '@pipeline/events';
 import { containerCreateOptions, type SandboxProfile } from '@pipeline/runner';
 import type { Logger } from 'pino';
 import type { RunEventSink } from '../publishing/runEventPublisher.ts';
@@ -21,7 +21,6 @@ import {
 import type { WarmPool } from '../sandbox/warmPool.ts';
 import { handoverBytes } from './handover.ts';
 import type { LiveOutput, LiveOutputFollower } from './liveOutput.ts';
-import { outputPieces } from './outputPieces.ts';
 import { runOutcome, withLine } from './runOutcome.ts';
 import { downloadScript, scriptDownloadUrl } from './scriptDownload.ts';
 

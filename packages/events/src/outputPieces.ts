@@ -1,4 +1,4 @@
-/** Largest piece of output in one event (docs/internals.md, "Long output"). */
+/** Largest piece of output in one event (docs/internals.md, "Long output"): a run's own, or an adopted one's. */
 export const outputPieceBytes = 256 * 1024;
 
 /**
