@@ -8,4 +8,6 @@ export const outputTexts = {
   quotaExceeded: 'The number of runs exceeds the limit',
   cancelled: 'The run was cancelled by an administrator.',
   lost: 'The run was lost: its starter stopped reporting before the run finished.',
+  unreadableRequest:
+    "The script was not run: this pipeline's starters could not read its run request (a format they do not know, for example one written by a newer version of the pipeline).",
 } as const;

@@ -28,3 +28,31 @@ export function requestDisposition(answer: ClaimAnswer, deliveryCount: number): 
       };
   }
 }
+
+/**
+ * Deliveries of a run request this starter cannot read (a newer schema version, another
+ * event on the requests' subject, bytes that are not JSON) before it ends the run. Until
+ * then the request is put back for the fleet's other starters: during a rolling upgrade an
+ * upgraded one may read it. Five deliveries with the back-off below give them about 15 s.
+ */
+export const maxUnreadableDeliveries = 5;
+
+/** What becomes of a run request that did not decode. */
+export type UnreadableDisposition = { action: 'nak'; delayMs: number } | { action: 'finish' };
+
+/**
+ * Put back with `unreadableRetryDelayMs` until the `maxUnreadableDeliveries`th delivery,
+ * which ends the run (`finish`).
+ */
+export function unreadableRequestDisposition(
+  deliveryCount: number,
+  firstDelayMs?: number,
+): UnreadableDisposition {
+  if (deliveryCount >= maxUnreadableDeliveries) return { action: 'finish' };
+  return { action: 'nak', delayMs: unreadableRetryDelayMs(deliveryCount, firstDelayMs) };
+}
+
+/** `firstDelayMs` (1 s) doubling per delivery, at most 30 s: the unanswered claim's back-off. */
+export function unreadableRetryDelayMs(deliveryCount: number, firstDelayMs = 1_000): number {
+  return Math.min(maxUnansweredDelayMs, firstDelayMs * 2 ** Math.max(0, deliveryCount - 1));
+}

@@ -15,19 +15,29 @@ import {
   ensureStream,
   isNotFound,
   type Naming,
+  outputTexts,
+  type RunFinished,
 } from '@pipeline/events';
 import type { Logger } from 'pino';
 import { type CancelWatch, watchForCancel } from '../execution/cancelWatch.ts';
 import type { RunAssignment } from '../execution/runExecution.ts';
+import { appendFirstEvent, type FirstEventAppend } from '../publishing/runEventPublisher.ts';
 import { delay, retryDelayMs } from '../retry.ts';
 import { type ClaimAnswer, requestClaim } from './claimClient.ts';
-import { requestDisposition } from './requestDisposition.ts';
+import {
+  maxUnreadableDeliveries,
+  requestDisposition,
+  unreadableRequestDisposition,
+  unreadableRetryDelayMs,
+} from './requestDisposition.ts';
 import type { RunSlots } from './runSlots.ts';
 
 /** How often a held request is kept alive; well inside the consumer's 10 s ack wait. */
 const workingIntervalMs = 3_000;
 /** How long one pull waits for requests before it is renewed. */
 const fetchExpiresMs = 5_000;
+/** Characters of the decoder's reason kept in the output of a run ended as unreadable. */
+const maxReasonLength = 200;
 
 export interface RunRequestConsumerOptions {
   nc: NatsConnection;
@@ -48,14 +58,21 @@ export interface RunRequestConsumerOptions {
   ready?: (signal: AbortSignal) => Promise<void>;
   /** Carries out a claimed run; resolves when its result is in the log. */
   execute: (assignment: RunAssignment, log: Logger) => Promise<void>;
+  /**
+   * First delay before a request this starter cannot read is offered again, doubling per
+   * delivery (requestDisposition.ts). @default 1000
+   */
+  unreadableFirstDelayMs?: number;
 }
 
 /**
  * Pulls run requests from the starters' shared durable consumer, never more than there are
  * free slots, and claims each one before running it. A request is acknowledged only once a
  * scheduler answered `run` or `drop` (from then on the log owns the run); `defer` and no
- * answer put it back with a delay. NATS going away is an expected state: the loop backs off
- * and retries, and recreates the stream's consumer if it was deleted (BC-16).
+ * answer put it back with a delay. A request it cannot read is put back for the other
+ * starters a few times, then its run ends with a `RunFinished` (unless the run already has
+ * events). NATS going away is an expected state: the loop backs off and retries, and
+ * recreates the stream's consumer if it was deleted (BC-16).
  */
 export class RunRequestConsumer {
   private readonly options: RunRequestConsumerOptions;
@@ -173,20 +190,16 @@ export class RunRequestConsumer {
     const runId = message.seq;
     const deliveryCount = message.info.deliveryCount;
     const log = this.log.child({ runId, streamSeq: runId, deliveryCount });
-    if (deliveryCount > 1) log.warn('run request redelivered');
 
     const request = decodeEvent(message.data);
     if (!request.ok || request.value.type !== 'RunRequested') {
-      // No run exists for it: the scheduler refuses such a request before it reaches the
-      // log, so one here was written by hand. Terminated, it never comes back.
-      log.error(
-        { reason: request.ok ? request.value.type : request.reason },
-        'undecodable run request',
-      );
-      const reason = request.ok ? 'not a RunRequested event' : request.reason;
-      this.settle(message, 'term', () => message.term(reason));
+      const reason = request.ok
+        ? `a ${request.value.type} event, not a RunRequested`
+        : request.reason;
+      await this.handleUnreadable(message, reason, log);
       return;
     }
+    if (deliveryCount > 1) log.warn('run request redelivered');
 
     // Watching before the claim, so a cancel right after RunClaimed is not missed.
     const cancelWatch = await watchForCancel(this.options.nc, this.options.naming, runId, log);
@@ -195,6 +208,96 @@ export class RunRequestConsumer {
     } finally {
       cancelWatch.close();
     }
+  }
+
+  /**
+   * A request this starter cannot read may still be a run a scheduler accepted, for example
+   * one of a newer schema version written during a rolling upgrade. It goes back to the
+   * fleet, where an upgraded starter may read it, until its `maxUnreadableDeliveries`th
+   * delivery; then its run ends here with a `RunFinished`, not started, saying so, appended
+   * only as the run's first event. A run that already has events (a claim, a refusal, an
+   * end) was decided by someone else and is left as it is. Either way the request is
+   * terminated.
+   */
+  private async handleUnreadable(message: JsMsg, reason: string, log: Logger): Promise<void> {
+    const runId = message.seq;
+    const deliveryCount = message.info.deliveryCount;
+    const disposition = unreadableRequestDisposition(
+      deliveryCount,
+      this.options.unreadableFirstDelayMs,
+    );
+    if (disposition.action === 'nak') {
+      this.settle(message, 'nak', () => message.nak(disposition.delayMs));
+      log.warn(
+        { reason, delayMs: disposition.delayMs, maxDeliveries: maxUnreadableDeliveries },
+        `this starter cannot read run request ${runId}; it was given back to the other ` +
+          `starters (an upgraded one may read it); after ${maxUnreadableDeliveries} ` +
+          'deliveries its run ends as failed',
+      );
+      return;
+    }
+
+    let outcome: FirstEventAppend;
+    try {
+      outcome = await appendFirstEvent(
+        this.options.js,
+        this.options.naming,
+        this.unreadableFinish(runId, reason),
+      );
+    } catch (error) {
+      // Not stored, not refused: the log did not answer. The next delivery tries again.
+      const retryInMs = unreadableRetryDelayMs(deliveryCount, this.options.unreadableFirstDelayMs);
+      this.settle(message, 'nak', () => message.nak(retryInMs));
+      log.warn(
+        { err: error, reason, retryInMs },
+        `could not end run ${runId}, whose request no starter could read; will try again`,
+      );
+      return;
+    }
+    if (outcome === 'appended') {
+      log.error(
+        { reason, deliveries: deliveryCount },
+        `run ${runId} ended as failed: no starter could read its request in ` +
+          `${deliveryCount} deliveries`,
+      );
+    } else {
+      log.warn(
+        { reason, deliveries: deliveryCount },
+        `run request ${runId} cannot be read, but the run already has events in the log ` +
+          '(someone else decided it); the request is dropped and the run left as it is',
+      );
+    }
+    // Without a reason: nats-server before 2.10 ignores a `+TERM` that carries one, and the
+    // request would come back after the ack wait for ever. The reason is in the log line.
+    this.settle(message, 'term', () => message.term());
+  }
+
+  /** The end of a run whose request could not be read: never started, counted nowhere. */
+  private unreadableFinish(runId: number, reason: string): RunFinished {
+    const now = new Date().toISOString();
+    const detail =
+      reason.length > maxReasonLength ? `${reason.slice(0, maxReasonLength - 1)}…` : reason;
+    return {
+      type: 'RunFinished',
+      schemaVersion: 1,
+      occurredAt: now,
+      runId,
+      data: {
+        success: false,
+        returnCode: -1,
+        output: `${outputTexts.unreadableRequest}\nReason: ${detail}`,
+        outputChunks: 0,
+        outputTruncated: false,
+        startedAt: null,
+        finishedAt: now,
+        durationMs: 0,
+        timedOut: false,
+        outOfMemory: false,
+        cancelled: false,
+        lost: false,
+        starterId: this.options.starterId,
+      },
+    };
   }
 
   private async claimAndRun(

@@ -1,4 +1,4 @@
-import type { JetStreamClient } from '@nats-io/jetstream';
+import { JetStreamApiCodes, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
 import {
   encodeEvent,
   messageIdFor,
@@ -69,5 +69,41 @@ export class RunEventPublisher implements RunEventSink {
         await delay(waitMs, this.abort);
       }
     }
+  }
+}
+
+/** The outcome of appending an event that must be the first one on its run's subject. */
+export type FirstEventAppend = 'appended' | 'already-decided';
+
+/**
+ * Appends `event` only if its run's subject holds no event yet (`lastSubjectSequence: 0`),
+ * as the schedulers append a claim or a refusal: the first event on a run's subject decides
+ * the run. `already-decided` when the run has an event (a claim by a scheduler, another
+ * end) or the log already has this very event (its `Nats-Msg-Id`, stored by an earlier
+ * attempt or by the starter that ran the run). One attempt: other failures are thrown.
+ */
+export async function appendFirstEvent(
+  js: JetStreamClient,
+  naming: Naming,
+  event: RunLifecycleEvent,
+  timeoutMs = 5_000,
+): Promise<FirstEventAppend> {
+  const payload = encodeEvent(event);
+  try {
+    const ack = await js.publish(subjects.lifecycle(naming, event.runId), payload, {
+      msgID: messageIdFor(event.runId, event.type),
+      expect: { lastSubjectSequence: 0 },
+      timeout: timeoutMs,
+    });
+    return ack.duplicate ? 'already-decided' : 'appended';
+  } catch (error) {
+    if (
+      error instanceof JetStreamApiError &&
+      (error.code === JetStreamApiCodes.StreamWrongLastSequence ||
+        error.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
+    ) {
+      return 'already-decided';
+    }
+    throw error;
   }
 }
