@@ -26,12 +26,21 @@ run_dir="${PIPELINE_RUN_DIR:-$repo_root/.run}"
 log_dir="$run_dir/logs"
 run_label="${run_dir#"$repo_root/"}"
 mkdir -p "$log_dir"
-: >"$run_dir/pids"
 say() { printf 'start: %s\n' "$*" >&2; }
 
 children=()
 child_names=()
 stopping=0
+
+# Waits up to $2 tenths of a second for pid $1 to end; fails if it is still there.
+ended_within() {
+  local _
+  for _ in $(seq 1 "$2"); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  ! kill -0 "$1" 2>/dev/null
+}
 
 stop_children() {
   # A second Ctrl-C or SIGTERM (a terminal's and npm's both reach this script) must not cut
@@ -44,12 +53,13 @@ stop_children() {
     kill -0 "$pid" 2>/dev/null || continue
     say "stopping ${child_names[$index]} (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      say "${child_names[$index]} did not stop within 10 s; killing it"
+    ended_within "$pid" 100 && { wait "$pid" 2>/dev/null || true; continue; }
+    # A starter drains its runs up to their timeout; a second SIGTERM stops it at once: it
+    # removes its containers and leaves their runs to end as lost.
+    say "${child_names[$index]} did not stop within 10 s; stopping it at once"
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! ended_within "$pid" 100; then
+      say "${child_names[$index]} did not stop; killing it"
       kill -KILL "$pid" 2>/dev/null || true
     fi
     wait "$pid" 2>/dev/null || true
@@ -63,6 +73,9 @@ trap 'exit 0' INT TERM
 start_child() {
   local name="$1"
   shift
+  # The list of what this start started; emptied by its first child, so that a start refused
+  # before it (a port in use) leaves the running one's list alone.
+  [ ${#children[@]} -gt 0 ] || : >"$run_dir/pids"
   setsid "$@" >>"$log_dir/$name.log" 2>&1 </dev/null &
   children+=("$!")
   child_names+=("$name")

@@ -109,7 +109,50 @@ describe('npm start', () => {
     assert.match(answer?.script.output ?? '', /Hello from the SeaTable Python pipeline!/);
   });
 
-  test('stops everything it started on SIGTERM', async () => {
+  test('stops everything it started on SIGTERM, a run in progress and its container too', async () => {
+    // A script of one's own that runs far longer than the stopping waits.
+    const standin = (await readFile(join(runDir, 'standin.url'), 'utf8')).trim();
+    const baseUuid = /"dtable_uuid":"([^"]+)"/.exec(printedCommand('submit the sample hello.py:'));
+    assert.ok(baseUuid, 'no base in the printed submit command');
+    const auth = { Authorization: 'Token npm-start-e2e-token' };
+    const put = await fetch(`${standin}/standin/scripts/${baseUuid[1]}/long.py/`, {
+      method: 'PUT',
+      headers: auth,
+      body: 'import time\nprint("working", flush=True)\ntime.sleep(300)\n',
+    });
+    assert.ok(put.ok, `PUT long.py: ${put.status}`);
+    const submitted = await fetch(`http://127.0.0.1:${schedulerPort}/run-script/`, {
+      method: 'POST',
+      headers: { ...auth, 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        dtable_uuid: baseUuid[1],
+        script_name: 'long.py',
+        owner: 'sample-user@example.invalid',
+        org_id: -1,
+        context_data: null,
+        scripts_running_limit: -1,
+        operate_from: 'manualy',
+      }),
+    });
+    const { script_id: scriptId } = (await submitted.json()) as { script_id: number };
+    for (let state = ''; state !== 'running'; ) {
+      const polled = await fetch(
+        `http://127.0.0.1:${schedulerPort}/run-script/${scriptId}/?dtable_uuid=${baseUuid[1]}&script_name=long.py`,
+        { headers: auth },
+      );
+      state = ((await polled.json()) as RunAnswer).script.state;
+      if (state === 'finished') assert.fail('long.py finished before the stop');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const containers = () =>
+      run('docker', [
+        'ps',
+        '-aq',
+        '--filter',
+        'label=org.seatable.pipeline.starter-id=npm-start-e2e',
+      ]).then(({ stdout }) => stdout.trim().split('\n').filter(Boolean).length);
+    assert.ok((await containers()) >= 1, 'the run has a container');
+
     const children = (await readFile(join(runDir, 'pids'), 'utf8'))
       .trim()
       .split('\n')
@@ -130,5 +173,6 @@ describe('npm start', () => {
       assert.throws(() => process.kill(child.pid, 0), { code: 'ESRCH' }, `${child.name} lives`);
     }
     await assert.rejects(fetch(`http://127.0.0.1:${schedulerPort}/ping/`));
+    assert.equal(await containers(), 0, 'a container of the starter is left');
   });
 });

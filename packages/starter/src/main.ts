@@ -31,8 +31,8 @@ async function main(): Promise<void> {
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;
     if (signals > 1) {
-      logger.warn({ signal }, 'second signal, exiting at once');
-      void starter.abort().finally(() => process.exit(1));
+      logger.warn({ signal }, 'second signal: removing its containers and exiting at once');
+      void starter.stopNow().finally(() => process.exit(1));
       return;
     }
     logger.info({ signal }, 'stopping: no new runs, waiting for runs in progress');

@@ -26,7 +26,7 @@ import { MeasuredSandbox } from './metrics/measuredSandbox.ts';
 import { type StarterHttpServer, startStarterHttp } from './metrics/starterHttp.ts';
 import { StarterMetrics } from './metrics/starterMetrics.ts';
 import { RunEventPublisher } from './publishing/runEventPublisher.ts';
-import { delay, retryDelayMs } from './retry.ts';
+import { delay, retryDelayMs, settleWithin } from './retry.ts';
 import { DockerSandbox } from './sandbox/dockerSandbox.ts';
 import { EngineGate } from './sandbox/engineGate.ts';
 import { removeDepartedStartersContainers, removeOrphans } from './sandbox/orphanSweep.ts';
@@ -39,8 +39,13 @@ export interface RunningStarter {
   readonly httpUrl: string | null;
   /** Stops taking requests, lets the runs in progress finish and report, then disconnects. */
   stop(): Promise<void>;
-  /** Gives up at once: results not yet stored are lost (their runs end as lost). */
+  /**
+   * Gives up at once, as a crash would: results not yet stored are lost (their runs end as
+   * lost) and its containers stay until the next start's sweep.
+   */
   abort(): Promise<void>;
+  /** Gives up at once as `abort` does, but removes its containers first (a second SIGTERM). */
+  stopNow(): Promise<void>;
 }
 
 /**
@@ -186,6 +191,24 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
       await http?.close();
       await nc.close();
     },
+    async stopNow() {
+      // Nothing more reaches the log; the runs in progress end as lost through the watchdog.
+      hardStop.abort();
+      pool?.abandon();
+      void execution.removals.close(0);
+      heartbeat.stop();
+      // Its containers go with it, running scripts and the warm pool alike, as the next
+      // start's sweep would remove them, so that no script keeps running meanwhile.
+      const swept = removeOrphans(sandbox, { [STARTER_ID_LABEL]: config.starterId }, log).catch(
+        (error: unknown) => {
+          log.warn({ err: error }, 'could not remove the containers; the next start removes them');
+          return 0;
+        },
+      );
+      await settleWithin(swept, stopNowSweepMs, 0);
+      await http?.close();
+      await nc.close();
+    },
   };
 }
 
@@ -272,6 +295,8 @@ async function logIdentity(nc: NatsConnection, naming: Naming, log: Logger): Pro
 
 /** How long a stopping starter goes on retrying refused container removals. */
 const removalDrainMs = 10_000;
+/** How long a starter stopping at once waits for its containers' removal. */
+const stopNowSweepMs = 5_000;
 
 /** The label naming the log a container's run belongs to. */
 const LOG_LABEL = 'org.seatable.pipeline.log';

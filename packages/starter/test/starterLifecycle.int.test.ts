@@ -149,4 +149,17 @@ describe('start-up, heartbeats, NATS outages and stopping', () => {
     await harness.startStarter({ PYTHON_STARTER_THREAD_COUNT: '1' }, log);
     assert.equal((await waiting.finished).output, 'for the next starter\n');
   });
+
+  test('stopping at once (a second SIGTERM) removes its containers, the running one included', async () => {
+    const running = await harness.submit({ script: sleeper(60, 'never printed') });
+    await harness.startedOf(running.runId);
+    assert.equal((await harness.containers(running.runId)).length, 1);
+
+    await harness.starter.stopNow();
+
+    // Gone with the starter, not left running until its next start (the scheduler's
+    // watchdog ends the run as lost).
+    assert.equal((await harness.containers()).length, 0);
+    await harness.startStarter({ PYTHON_STARTER_THREAD_COUNT: '1' }, log);
+  });
 });

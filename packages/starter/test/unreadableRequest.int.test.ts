@@ -132,6 +132,7 @@ async function consumeUntilSettled(naming: Naming): Promise<ConsumerRun> {
       run.executed.push(assignment.runId);
     },
     unreadableFirstDelayMs: 20,
+    unreadableGiveUpAfterMs: 0,
   });
   consumer.start();
   try {

@@ -1,4 +1,4 @@
-import { finishedOutcome, type RunEvent } from '@pipeline/events';
+import { finishedOutcome, type RunFinished, type RunRejected } from '@pipeline/events';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { runningVersion } from './buildInfo.ts';
 
@@ -161,7 +161,7 @@ export class SchedulerMetrics {
   }
 
   /** Counts the runs that ended among the events of a committed projection batch. */
-  countProjected(events: readonly RunEvent[]): void {
+  countProjected(events: readonly (RunFinished | RunRejected)[]): void {
     for (const event of events) {
       if (event.type === 'RunRejected') {
         this.runsFinished.inc({ outcome: 'rejected' });

@@ -70,6 +70,8 @@ export class ProjectionBatch {
   private readonly endedRuns = new Set<number>();
   private readonly importedStatistics: StatisticsImported[] = [];
   private readonly auditRuns: AuditRunRow[] = [];
+  /** The runs' ends this batch applied; a second end of a run, ignored, is not among them. */
+  readonly appliedEnds: (RunFinished | RunRejected)[] = [];
   readonly statistics = new StatisticsBatch();
 
   private constructor(context: ProjectionContext) {
@@ -225,9 +227,12 @@ export class ProjectionBatch {
       owner: imported.owner,
       org_id: imported.orgId,
     });
+    if (this.runs.has(event.runId)) {
+      if (event.data.outputChunks > 0) this.endRun(event.runId);
+      return;
+    }
     const output = this.assembleOutput(event);
     if (event.data.outputChunks > 0) this.endRun(event.runId);
-    if (this.runs.has(event.runId)) return;
     const time = (value: string | null) => (value === null ? null : importedDateTime(value));
     this.runs.set(event.runId, {
       stored: false,
@@ -254,6 +259,7 @@ export class ProjectionBatch {
   private applyFinished(event: RunFinished): void {
     const run = this.openRunFor(event);
     if (!run) return;
+    this.appliedEnds.push(event);
     const finished = event.data;
     this.change(run, {
       state: 'finished',
@@ -283,6 +289,7 @@ export class ProjectionBatch {
   private applyRejected(event: RunRejected): void {
     const run = this.openRunFor(event);
     if (!run) return;
+    this.appliedEnds.push(event);
     this.change(run, {
       state: 'finished',
       success: false,

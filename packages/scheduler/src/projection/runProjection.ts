@@ -3,7 +3,8 @@ import { type ConsumerMessages, DeliverPolicy, type JsMsg } from '@nats-io/jetst
 import {
   decodeLogEvent,
   type LogEvent,
-  type RunEvent,
+  type RunFinished,
+  type RunRejected,
   runIdFromLifecycleSubject,
   subjects,
 } from '@pipeline/events';
@@ -20,8 +21,11 @@ export interface RunProjectionDeps {
   logger: Logger;
   /** Events applied per transaction at most (a backlog goes in batches this big). @default 5000 */
   batchSize?: number;
-  /** Told the events of each batch once it is committed (the scheduler's metrics count runs). */
-  onCommitted?: (events: readonly RunEvent[]) => void;
+  /**
+   * Told the runs' ends each batch applied, once it is committed (the scheduler's metrics
+   * count runs): a redelivered or forged second end of a run is not among them.
+   */
+  onCommitted?: (ends: readonly (RunFinished | RunRejected)[]) => void;
   /**
    * Apply nothing after this sequence (a rebuild's target): later events are left out, and
    * the projection counts as at `until` once the log has shown what comes after it.
@@ -206,11 +210,11 @@ export class RunProjection {
       await projection.write(sql);
       const last = fresh.at(-1)?.seq ?? checkpoint;
       if (last > checkpoint) await writeCheckpoint(sql, last);
-      return { last, events: events.flatMap(({ event }) => (isRunEvent(event) ? [event] : [])) };
+      return { last, ends: projection.appliedEnds };
     });
     this.deliveredThrough = applied.last;
     this.advance(applied.last);
-    if (applied.events.length > 0) this.deps.onCommitted?.(applied.events);
+    if (applied.ends.length > 0) this.deps.onCommitted?.(applied.ends);
   }
 
   /** The decoded event, or null (logged) when the message is not a valid event where it is. */
@@ -259,10 +263,6 @@ class CheckpointMovedBackError extends Error {
     super(`the read model's checkpoint moved back to ${checkpoint}`);
     this.name = 'CheckpointMovedBackError';
   }
-}
-
-function isRunEvent(event: LogEvent): event is RunEvent {
-  return event.type !== 'StatisticsImported';
 }
 
 /** Waits `ms`, or less when the projection is stopped meanwhile. */

@@ -328,6 +328,27 @@ describe('metrics', () => {
       0,
     );
     assert.equal(metricValue(finished, 'pipeline_scheduler_projection_lag_events'), 0);
+
+    // A second RunFinished of the same run (a forged or replayed result) changes nothing in
+    // the read model, and nothing in the counts either.
+    const againSeq = await append(
+      services.eventLog,
+      runFinished(runId, startedAt, new Date(startedAt.getTime() + 2500), {
+        success: true,
+        returnCode: 0,
+      }),
+      'forged',
+    );
+    await projection.waitFor(againSeq);
+    const again = await scrape();
+    assert.equal(
+      metricValue(again, 'pipeline_scheduler_runs_finished_total', { outcome: 'timeout' }),
+      1,
+    );
+    assert.equal(
+      metricValue(again, 'pipeline_scheduler_runs_finished_total', { outcome: 'success' }) ?? 0,
+      0,
+    );
   });
 
   test('shows the fleet slots busy and free from the starters heartbeats', async () => {

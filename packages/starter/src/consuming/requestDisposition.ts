@@ -31,25 +31,39 @@ export function requestDisposition(answer: ClaimAnswer, deliveryCount: number): 
 
 /**
  * Deliveries of a run request this starter cannot read (a newer schema version, another
- * event on the requests' subject, bytes that are not JSON) before it ends the run. Until
- * then the request is put back for the fleet's other starters: during a rolling upgrade an
- * upgraded one may read it. Five deliveries with the back-off below give them about 15 s.
+ * event on the requests' subject, bytes that are not JSON) before it ends the run, and how
+ * old the request must be by then. Until both are reached the request is put back for the
+ * fleet's other starters: during a rolling upgrade an upgraded one reads it. The age matters
+ * because the delivery count is shared: an upgraded starter's fair-share deferrals raise it
+ * too, and a run they deferred must not be ended by the first old starter that sees it.
  */
 export const maxUnreadableDeliveries = 5;
+export const unreadableGiveUpAfterMs = 15 * 60_000;
 
 /** What becomes of a run request that did not decode. */
 export type UnreadableDisposition = { action: 'nak'; delayMs: number } | { action: 'finish' };
 
+export interface UnreadableTiming {
+  /** The first delay; it doubles per delivery. @default 1000 */
+  firstDelayMs?: number;
+  /** How old a request must be before its run is ended. @default unreadableGiveUpAfterMs */
+  giveUpAfterMs?: number;
+}
+
 /**
- * Put back with `unreadableRetryDelayMs` until the `maxUnreadableDeliveries`th delivery,
- * which ends the run (`finish`).
+ * Put back with `unreadableRetryDelayMs` until the `maxUnreadableDeliveries`th delivery of
+ * a request at least `giveUpAfterMs` old, which ends the run (`finish`).
  */
 export function unreadableRequestDisposition(
   deliveryCount: number,
-  firstDelayMs?: number,
+  ageMs: number,
+  timing: UnreadableTiming = {},
 ): UnreadableDisposition {
-  if (deliveryCount >= maxUnreadableDeliveries) return { action: 'finish' };
-  return { action: 'nak', delayMs: unreadableRetryDelayMs(deliveryCount, firstDelayMs) };
+  const giveUpAfterMs = timing.giveUpAfterMs ?? unreadableGiveUpAfterMs;
+  if (deliveryCount >= maxUnreadableDeliveries && ageMs >= giveUpAfterMs) {
+    return { action: 'finish' };
+  }
+  return { action: 'nak', delayMs: unreadableRetryDelayMs(deliveryCount, timing.firstDelayMs) };
 }
 
 /** `firstDelayMs` (1 s) doubling per delivery, at most 30 s: the unanswered claim's back-off. */
