@@ -99,8 +99,9 @@ export async function ensureStarterConsumer(jsm: JetStreamManager, naming: Namin
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     ack_wait: nanos(starterAckWaitMs),
-    // Unbounded here: the starter counts deliveries itself and ends a run that was
-    // redelivered too often as failed, instead of letting JetStream drop it silently.
+    // Unbounded here: JetStream would drop a request silently. Deliveries are counted where
+    // a run can be ended with a result: the scheduler ends one whose script SeaTable did not
+    // hand out in five claims, a starter one whose request no starter could read.
     max_deliver: -1,
     max_ack_pending: 10_000,
   };
