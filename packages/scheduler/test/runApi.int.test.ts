@@ -338,6 +338,31 @@ describe('POST then GET /run-script/', () => {
     assert.notEqual(other.json().script_id, first.json().script_id);
   });
 
+  test('refuses with 422 an Idempotency-Key used again for another submission', async () => {
+    const headers = { 'idempotency-key': `reused-${Date.now()}` };
+    const context = { row: { b: 2, a: 1 } };
+    const first = await submit(standardSubmission({ context_data: context }), headers);
+    // The same submission with its context's keys in another order is the same run.
+    const resent = await submit(
+      standardSubmission({ context_data: { row: { a: 1, b: 2 } } }),
+      headers,
+    );
+    const another = await submit(
+      standardSubmission({ script_name: 'other.py', context_data: context }),
+      headers,
+    );
+
+    assert.equal(first.statusCode, 200);
+    assert.equal(resent.statusCode, 200);
+    assert.equal(resent.json().script_id, first.json().script_id);
+    assert.equal(another.statusCode, 422);
+    assert.match(another.body, /Idempotency-Key already used for run \d+, a different submission/);
+    const rows = await services.db.query(
+      "SELECT COUNT(*) AS n FROM script_log WHERE script_name = 'other.py'",
+    );
+    assert.equal(Number((rows[0] as { n: number }).n), 0);
+  });
+
   test('keeps the temporary API token out of the log and the database', async () => {
     const id = await submitAccepted(
       standardSubmission({

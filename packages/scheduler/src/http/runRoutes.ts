@@ -28,6 +28,7 @@ export async function runRoutes(app: FastifyInstance, deps: RunRouteDeps): Promi
       deps.admission.admit(check.submission, { idempotencyKey, signal }),
     );
     if (result.outcome === 'refused') throw badRequest(result.message);
+    if (result.outcome === 'key-reused') throw new HttpError(422, result.message);
     request.log.info(
       { runId: result.runId, duplicate: result.duplicate, dtableUuid: check.submission.dtableUuid },
       'run accepted',

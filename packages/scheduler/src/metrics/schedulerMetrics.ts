@@ -16,13 +16,15 @@ export type RunOutcomeLabel = (typeof runOutcomes)[number];
 
 /**
  * Why `POST /run-script/` was refused: no valid token, a body over the limit, a body that
- * is not a submission, the owner's monthly quota, MariaDB or the log not answering, a fault.
+ * is not a submission, the owner's monthly quota, an `Idempotency-Key` first used for another
+ * submission, MariaDB or the log not answering, a fault.
  */
 export const refusalReasons = [
   'unauthorized',
   'body_too_large',
   'bad_request',
   'quota_exceeded',
+  'idempotency_key_reused',
   'unavailable',
   'internal_error',
 ] as const;

@@ -34,6 +34,7 @@ function isSubmission(request: FastifyRequest): boolean {
 export function refusalReason(statusCode: number, error: Error | undefined): RefusalReason {
   if (statusCode === 401 || statusCode === 403) return 'unauthorized';
   if (statusCode === 413) return 'body_too_large';
+  if (statusCode === 422) return 'idempotency_key_reused';
   if (statusCode === 503) return 'unavailable';
   if (statusCode >= 500) return 'internal_error';
   // The admission's refusal over the monthly limit is a 400 with the original's text.

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import type { MikroORM } from '@mikro-orm/mariadb';
 import { encodeEvent, outputTexts, type RunRequested, subjects } from '@pipeline/events';
 import type { Logger } from 'pino';
@@ -42,7 +43,9 @@ export interface AdmissionOptions {
 
 export type AdmissionResult =
   | { outcome: 'accepted'; runId: number; duplicate: boolean }
-  | { outcome: 'refused'; message: string };
+  | { outcome: 'refused'; message: string }
+  /** The `Idempotency-Key` was first used for another submission (another base, script…). */
+  | { outcome: 'key-reused'; runId: number; message: string };
 
 /**
  * Admits a submission: checks the monthly quota, appends `RunRequested` and writes the
@@ -69,8 +72,46 @@ export class RunAdmission {
     const messageId = options.idempotencyKey
       ? `req-${options.idempotencyKey}`
       : `req-${randomUUID()}`;
-    if (limit === null) return await this.appendUnlimited(event, messageId, options.signal);
-    return await this.appendWithinLimit(submission, limit, event, messageId, options);
+    const result =
+      limit === null
+        ? await this.appendUnlimited(event, messageId, options.signal)
+        : await this.appendWithinLimit(submission, limit, event, messageId, options);
+    if (result.outcome !== 'accepted' || !result.duplicate || !options.idempotencyKey) {
+      return result;
+    }
+    return await this.checkResend(result.runId, event);
+  }
+
+  /**
+   * A resend with an `Idempotency-Key` gets the first run's id only if it asks for the same
+   * run: a key used again for another base, script, owner or context is refused, so that a
+   * client reusing keys by mistake learns it instead of being told a run it did not ask for
+   * was its own. When the first request cannot be read back (the log is unreachable), the
+   * resend gets the id, as it would have without this check.
+   */
+  private async checkResend(runId: number, event: RunRequested): Promise<AdmissionResult> {
+    const accepted = { outcome: 'accepted', runId, duplicate: true } as const;
+    const stored = await this.deps.eventLog.readRequest(runId).catch((error: unknown) => {
+      this.deps.logger.warn({ err: error, runId }, 'Idempotency-Key resend not compared');
+      return null;
+    });
+    if (!stored?.event) return accepted;
+    const first = stored.event.data;
+    const again = event.data;
+    const same =
+      first.dtableUuid === again.dtableUuid &&
+      first.scriptName === again.scriptName &&
+      first.owner === again.owner &&
+      first.orgId === again.orgId &&
+      first.operateFrom === again.operateFrom &&
+      isDeepStrictEqual(first.contextData, again.contextData);
+    if (same) return accepted;
+    this.deps.logger.info({ runId }, 'Idempotency-Key reused for another submission, refused');
+    return {
+      outcome: 'key-reused',
+      runId,
+      message: `Idempotency-Key already used for run ${runId}, a different submission; use a new key for a new run`,
+    };
   }
 
   /** Null when the owner is not limited; `refused` when SeaTable cannot say what the limit is. */
