@@ -40,8 +40,8 @@ export {
   runRejectionReasons,
   runRequestedSchema,
 } from './runEvents.ts';
-export type { FinishedOutcome } from './runOutcome.ts';
-export { finishedOutcome } from './runOutcome.ts';
+export type { EndWithoutResult, FinishedOutcome } from './runOutcome.ts';
+export { endWithoutResult, finishedOutcome } from './runOutcome.ts';
 export type { StreamOptions } from './stream.ts';
 export {
   defaultStreamOptions,

@@ -5,6 +5,7 @@ import {
   claimRequestSchema,
   decodeWith,
   encodeJson,
+  endWithoutResult,
   isUsableReplyKey,
   outputTexts,
   queueGroups,
@@ -237,28 +238,7 @@ export class ClaimResponder {
 
   /** The end of a run that never started: no statistics count it. */
   private dispatchFailure(runId: number, output: string): RunFinished {
-    const now = this.now().toISOString();
-    return {
-      type: 'RunFinished',
-      schemaVersion: 1,
-      occurredAt: now,
-      runId,
-      data: {
-        success: false,
-        returnCode: -1,
-        output,
-        outputChunks: 0,
-        outputTruncated: false,
-        startedAt: null,
-        finishedAt: now,
-        durationMs: 0,
-        timedOut: false,
-        outOfMemory: false,
-        cancelled: false,
-        lost: false,
-        starterId: null,
-      },
-    };
+    return endWithoutResult({ runId, at: this.now(), output, starterId: null });
   }
 
   /**

@@ -1,5 +1,5 @@
 import type { RunCancelRequested, RunEvent, RunFinished } from '@pipeline/events';
-import { outputTexts } from '@pipeline/events';
+import { endWithoutResult, outputTexts } from '@pipeline/events';
 import type { FastifyInstance } from 'fastify';
 import type { FleetView } from '../fleet/fleetView.ts';
 import type { LastRunEvent, RunEventLog } from '../messaging/eventLog.ts';
@@ -124,26 +124,11 @@ function cancelRequested(runId: number, now: () => Date): RunCancelRequested {
 
 /** The end of a run cancelled before any starter claimed it: no statistics count it. */
 function cancelledUnstarted(runId: number, now: () => Date): RunFinished {
-  const at = now().toISOString();
-  return {
-    type: 'RunFinished',
-    schemaVersion: 1,
-    occurredAt: at,
+  return endWithoutResult({
     runId,
-    data: {
-      success: false,
-      returnCode: -1,
-      output: outputTexts.cancelled,
-      outputChunks: 0,
-      outputTruncated: false,
-      startedAt: null,
-      finishedAt: at,
-      durationMs: 0,
-      timedOut: false,
-      outOfMemory: false,
-      cancelled: true,
-      lost: false,
-      starterId: null,
-    },
-  };
+    at: now(),
+    output: outputTexts.cancelled,
+    starterId: null,
+    cancelled: true,
+  });
 }

@@ -3,6 +3,7 @@ import type { JetStreamManager } from '@nats-io/jetstream';
 import {
   defaultStreamOptions,
   encodeEvent,
+  endWithoutResult,
   ensureStream,
   isNotFound,
   messageIdFor,
@@ -176,25 +177,12 @@ async function endRunsOfLostLog(
 }
 
 function lostWithTheLog(runId: number, startedAt: Date | null, now: Date): RunFinished {
-  return {
-    type: 'RunFinished',
-    schemaVersion: 1,
-    occurredAt: now.toISOString(),
+  return endWithoutResult({
     runId,
-    data: {
-      success: false,
-      returnCode: -1,
-      output: logLostOutput,
-      outputChunks: 0,
-      outputTruncated: false,
-      startedAt: startedAt?.toISOString() ?? null,
-      finishedAt: now.toISOString(),
-      durationMs: startedAt ? Math.max(0, now.getTime() - startedAt.getTime()) : 0,
-      timedOut: false,
-      outOfMemory: false,
-      cancelled: false,
-      lost: true,
-      starterId: null,
-    },
-  };
+    at: now,
+    output: logLostOutput,
+    starterId: null,
+    startedAt,
+    lost: true,
+  });
 }

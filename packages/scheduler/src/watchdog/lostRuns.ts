@@ -1,5 +1,5 @@
 import type { MikroORM } from '@mikro-orm/mariadb';
-import { outputTexts, type RunFinished } from '@pipeline/events';
+import { endWithoutResult, outputTexts } from '@pipeline/events';
 import type { Logger } from 'pino';
 import { fromSqlDateTime, sqlOf, toSqlDateTime } from '../db/sql.ts';
 import type { FleetView } from '../fleet/fleetView.ts';
@@ -114,27 +114,14 @@ export class LostRunWatchdog {
     if (lastType === 'RunFinished' || lastType === 'RunRejected') return false;
 
     const startedAt = fromSqlDateTime(run.started_at);
-    const event: RunFinished = {
-      type: 'RunFinished',
-      schemaVersion: 1,
-      occurredAt: now.toISOString(),
+    const event = endWithoutResult({
       runId: run.id,
-      data: {
-        success: false,
-        returnCode: -1,
-        output: outputTexts.lost,
-        outputChunks: 0,
-        outputTruncated: false,
-        startedAt: startedAt?.toISOString() ?? null,
-        finishedAt: now.toISOString(),
-        durationMs: startedAt ? Math.max(0, now.getTime() - startedAt.getTime()) : 0,
-        timedOut: false,
-        outOfMemory: false,
-        cancelled: false,
-        lost: true,
-        starterId: run.starter_id,
-      },
-    };
+      at: now,
+      output: outputTexts.lost,
+      starterId: run.starter_id,
+      startedAt,
+      lost: true,
+    });
     const appended = await this.deps.eventLog.appendIfUnchanged(event, last?.seq ?? 0);
     if (appended.outcome === 'appended') {
       this.logger.warn({ runId: run.id, starterId: run.starter_id }, 'run ended as lost');

@@ -11,6 +11,7 @@ import {
   type ClaimKeys,
   consumerNames,
   decodeEvent,
+  endWithoutResult,
   ensureStarterConsumer,
   ensureStream,
   isNotFound,
@@ -284,30 +285,14 @@ export class RunRequestConsumer {
 
   /** The end of a run whose request could not be read: never started, counted nowhere. */
   private unreadableFinish(runId: number, reason: string): RunFinished {
-    const now = new Date().toISOString();
     const detail =
       reason.length > maxReasonLength ? `${reason.slice(0, maxReasonLength - 1)}…` : reason;
-    return {
-      type: 'RunFinished',
-      schemaVersion: 1,
-      occurredAt: now,
+    return endWithoutResult({
       runId,
-      data: {
-        success: false,
-        returnCode: -1,
-        output: `${outputTexts.unreadableRequest}\nReason: ${detail}`,
-        outputChunks: 0,
-        outputTruncated: false,
-        startedAt: null,
-        finishedAt: now,
-        durationMs: 0,
-        timedOut: false,
-        outOfMemory: false,
-        cancelled: false,
-        lost: false,
-        starterId: this.options.starterId,
-      },
-    };
+      at: new Date(),
+      output: `${outputTexts.unreadableRequest}\nReason: ${detail}`,
+      starterId: this.options.starterId,
+    });
   }
 
   private async claimAndRun(

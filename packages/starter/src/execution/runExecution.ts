@@ -1,6 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Writable } from 'node:stream';
-import { type ClaimGrant, outputPieces, outputTexts, type RunFinished } from '@pipeline/events';
+import {
+  type ClaimGrant,
+  endWithoutResult,
+  outputPieces,
+  outputTexts,
+  type RunFinished,
+} from '@pipeline/events';
 import { containerCreateOptions, type SandboxProfile } from '@pipeline/runner';
 import type { Logger } from 'pino';
 import type { RunEventSink } from '../publishing/runEventPublisher.ts';
@@ -432,21 +438,9 @@ export class RunExecution {
   }
 
   private async finishUnstarted(runId: number, output: string, cancelled = false): Promise<void> {
-    await this.publishFinished(runId, {
-      success: false,
-      returnCode: -1,
-      output,
-      outputChunks: 0,
-      outputTruncated: false,
-      startedAt: null,
-      finishedAt: new Date().toISOString(),
-      durationMs: 0,
-      timedOut: false,
-      outOfMemory: false,
-      cancelled,
-      lost: false,
-      starterId: this.settings.starterId,
-    });
+    const starterId = this.settings.starterId;
+    const { data } = endWithoutResult({ runId, at: new Date(), output, starterId, cancelled });
+    await this.publishFinished(runId, data);
   }
 
   private async publishStarted(runId: number, containerId: string): Promise<void> {
