@@ -209,6 +209,31 @@ export async function startChaosPipeline(options: ChaosPipelineOptions): Promise
     },
     async rebuildIsIdentical() {
       const scratch = `${database}_rebuilt_${randomBytes(3).toString('hex')}`;
+      // Which runs differ, first, so that a failed comparison says what to look at however
+      // the report is cut.
+      const differingRuns = async () => {
+        const columns = [
+          'state',
+          'success',
+          'return_code',
+          'created_at',
+          'started_at',
+          'finished_at',
+          'context_data',
+          'output',
+        ];
+        const select = (from: string, to: string) =>
+          `SELECT '${from}' AS side, a.id, ${columns.map((c) => `a.${c} AS ${from}_${c}, b.${c} AS ${to}_${c}`).join(', ')}
+             FROM \`${from === 'live' ? database : scratch}\`.script_log a
+             LEFT JOIN \`${from === 'live' ? scratch : database}\`.script_log b ON b.id = a.id
+             WHERE NOT (${columns.map((c) => `a.${c} <=> b.${c}`).join(' AND ')})`;
+        const rows = await mariadb
+          .query<Record<string, unknown>>(
+            `${select('live', 'rebuilt')} UNION ALL ${select('rebuilt', 'live')} LIMIT 4`,
+          )
+          .catch((error: unknown) => [{ error: String(error) }]);
+        return `differing runs: ${JSON.stringify(rows).slice(0, 1200)}\n`;
+      };
       try {
         const { stdout } = await run(
           process.execPath,
@@ -217,21 +242,12 @@ export async function startChaosPipeline(options: ChaosPipelineOptions): Promise
         );
         const identical = /^identical:/m.test(stdout);
         if (identical) return { identical, output: stdout };
-        // Which runs differ, so a failed comparison says what to look at.
-        const columns = ['state', 'success', 'return_code', 'started_at', 'finished_at', 'output'];
-        const differing = await mariadb
-          .query<Record<string, unknown>>(
-            `SELECT l.id, ${columns.map((c) => `l.${c} AS live_${c}, r.${c} AS rebuilt_${c}`).join(', ')}
-             FROM \`${database}\`.script_log l LEFT JOIN \`${scratch}\`.script_log r ON r.id = l.id
-             WHERE NOT (${columns.map((c) => `l.${c} <=> r.${c}`).join(' AND ')}) LIMIT 3`,
-          )
-          .catch((error: unknown) => [{ error: String(error) }]);
-        return { identical, output: `${stdout}\ndiffering runs: ${JSON.stringify(differing)}` };
+        return { identical, output: `${await differingRuns()}${stdout}` };
       } catch (error) {
         const failed = error as { stdout?: string; stderr?: string; message: string };
         return {
           identical: false,
-          output: `${failed.stdout ?? ''}${failed.stderr ?? failed.message}`,
+          output: `${await differingRuns()}${failed.stdout ?? ''}${failed.stderr ?? failed.message}`,
         };
       } finally {
         await mariadb.query(`DROP DATABASE IF EXISTS \`${scratch}\``).catch(() => {});

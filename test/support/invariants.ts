@@ -84,7 +84,7 @@ export async function checkInvariants(
   // Compared at the live read model's position (rebuild.ts); on a difference the report
   // names the differing runs.
   const rebuild = await pipeline.rebuildIsIdentical();
-  if (!rebuild.identical) problems.push(`rebuild differs: ${rebuild.output.slice(-1500)}`);
+  if (!rebuild.identical) problems.push(`rebuild differs: ${rebuild.output.slice(0, 4000)}`);
   const containersLeft = (await pipeline.containersLeft()).filter(
     (container) => !options.containersBefore.includes(container),
   );

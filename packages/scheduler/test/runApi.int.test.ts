@@ -338,6 +338,30 @@ describe('POST then GET /run-script/', () => {
     assert.notEqual(other.json().script_id, first.json().script_id);
   });
 
+  test("a resend's pending row is the first request's, not the resend's", async () => {
+    const headers = { 'idempotency-key': `row-${Date.now()}` };
+    const first = await submit(standardSubmission(), headers);
+    const id = first.json().script_id as number;
+    const createdAt = async () => {
+      const rows = await services.db.query<{ created_at: string }>(
+        'SELECT CAST(created_at AS CHAR) AS created_at FROM script_log WHERE id = ?',
+        [id],
+      );
+      return rows[0]?.created_at;
+    };
+    const firstCreatedAt = await createdAt();
+    assert.ok(firstCreatedAt);
+    // As when the first pending row was lost in a database outage and the projector has not
+    // written the row yet: the resend writes it.
+    await services.db.query('DELETE FROM script_log WHERE id = ?', [id]);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+
+    const resent = await submit(standardSubmission(), headers);
+
+    assert.equal(resent.json().script_id, id);
+    assert.equal(await createdAt(), firstCreatedAt);
+  });
+
   test('refuses with 422 an Idempotency-Key used again for another submission', async () => {
     const headers = { 'idempotency-key': `reused-${Date.now()}` };
     const context = { row: { b: 2, a: 1 } };

@@ -76,23 +76,28 @@ export class RunAdmission {
       limit === null
         ? await this.appendUnlimited(event, messageId, options.signal)
         : await this.appendWithinLimit(submission, limit, event, messageId, options);
-    if (result.outcome !== 'accepted' || !result.duplicate || !options.idempotencyKey) {
-      return result;
-    }
-    return await this.checkResend(result.runId, event);
+    if (result.outcome !== 'accepted' || !result.duplicate) return result;
+    return await this.answerResend(result.runId, event, options.idempotencyKey !== undefined);
   }
 
   /**
-   * A resend with an `Idempotency-Key` gets the first run's id only if it asks for the same
-   * run: a key used again for another base, script, owner or context is refused, so that a
-   * client reusing keys by mistake learns it instead of being told a run it did not ask for
-   * was its own. When the first request cannot be read back (the log is unreachable), the
-   * resend gets the id, as it would have without this check.
+   * A resend (an `Idempotency-Key` seen before, or a retried transaction) gets the first
+   * run's id only if it asks for the same run: a key used again for another base, script,
+   * owner or context is refused, so that a client reusing keys by mistake learns it instead
+   * of being told a run it did not ask for was its own. Its pending row is written from the
+   * first request, never from the resend: the resend's time is not the run's, and a row
+   * written with it before the projector got there would stay so in the live table but not
+   * in a rebuild. When the first request cannot be read back (the log is unreachable), the
+   * resend gets the id and the projector writes the row.
    */
-  private async checkResend(runId: number, event: RunRequested): Promise<AdmissionResult> {
+  private async answerResend(
+    runId: number,
+    event: RunRequested,
+    keyed: boolean,
+  ): Promise<AdmissionResult> {
     const accepted = { outcome: 'accepted', runId, duplicate: true } as const;
     const stored = await this.deps.eventLog.readRequest(runId).catch((error: unknown) => {
-      this.deps.logger.warn({ err: error, runId }, 'Idempotency-Key resend not compared');
+      this.deps.logger.warn({ err: error, runId }, 'resend not compared with its first request');
       return null;
     });
     if (!stored?.event) return accepted;
@@ -105,7 +110,10 @@ export class RunAdmission {
       first.orgId === again.orgId &&
       first.operateFrom === again.operateFrom &&
       isDeepStrictEqual(first.contextData, again.contextData);
-    if (same) return accepted;
+    if (same || !keyed) {
+      await this.writePendingRow(runId, stored.event);
+      return accepted;
+    }
     this.deps.logger.info({ runId }, 'Idempotency-Key reused for another submission, refused');
     return {
       outcome: 'key-reused',
@@ -151,16 +159,22 @@ export class RunAdmission {
   ): Promise<AdmissionResult> {
     signal?.throwIfAborted();
     const appended = await this.deps.eventLog.appendRequest(event, messageId);
-    // The projector writes the same row from the log; this one is there for a GET that
-    // comes before the projector has caught up. The run is accepted once it is in the log,
-    // so a database outage here delays the row, it does not undo the run.
-    const written = this.pendingRows.write(appended.seq, event).then(
+    // A resend's row is written from the first request (answerResend).
+    if (!appended.duplicate) await this.writePendingRow(appended.seq, event);
+    return { outcome: 'accepted', runId: appended.seq, duplicate: appended.duplicate };
+  }
+
+  /**
+   * The projector writes the same row from the log; this one is there for a GET that comes
+   * before the projector has caught up. The run is accepted once it is in the log, so a
+   * database outage here delays the row, it does not undo the run: the answer waits for the
+   * row a moment at most.
+   */
+  private async writePendingRow(runId: number, event: RunRequested): Promise<void> {
+    const written = this.pendingRows.write(runId, event).then(
       () => true,
       (error: unknown) => {
-        this.deps.logger.warn(
-          { err: error, runId: appended.seq },
-          'pending row left to the projector',
-        );
+        this.deps.logger.warn({ err: error, runId }, 'pending row left to the projector');
         return false;
       },
     );
@@ -170,7 +184,6 @@ export class RunAdmission {
       new Promise((resolve) => (timer = setTimeout(resolve, pendingRowWaitMs))),
     ]);
     clearTimeout(timer);
-    return { outcome: 'accepted', runId: appended.seq, duplicate: appended.duplicate };
   }
 
   private async appendWithinLimit(
@@ -195,7 +208,8 @@ export class RunAdmission {
       }
       signal?.throwIfAborted();
       const appended = await this.deps.eventLog.appendRequest(event, messageId);
-      await insertRequestedRun(sql, appended.seq, event);
+      // A resend's row is written from the first request (answerResend).
+      if (!appended.duplicate) await insertRequestedRun(sql, appended.seq, event);
       return { outcome: 'accepted', runId: appended.seq, duplicate: appended.duplicate } as const;
     });
   }
