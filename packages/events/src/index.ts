@@ -48,6 +48,7 @@ export {
   ensureStarterConsumer,
   ensureStream,
   isNotFound,
+  isWrongLastSequence,
   starterAckWaitMs,
   streamConfig,
 } from './stream.ts';

@@ -2,6 +2,8 @@ import {
   AckPolicy,
   DeliverPolicy,
   DiscardPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
   type JetStreamManager,
   RetentionPolicy,
   StorageType,
@@ -131,4 +133,16 @@ export function isNotFound(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   const code = (error as { code?: unknown; api_error?: { err_code?: number } }).api_error?.err_code;
   return code === 10059 || code === 10014 || /not found/i.test(error.message);
+}
+
+/**
+ * The log refused a publish because the subject's (or stream's) last sequence is not the one
+ * the publish expected: someone else appended first.
+ */
+export function isWrongLastSequence(error: unknown): boolean {
+  return (
+    error instanceof JetStreamApiError &&
+    (error.code === JetStreamApiCodes.StreamWrongLastSequence ||
+      error.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
+  );
 }

@@ -160,6 +160,29 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
   consumer.start();
   log.info({ slots: config.slots }, 'starter ready');
 
+  /**
+   * Stops at once: nothing more reaches the log, and the runs in progress end as lost through
+   * the watchdog. With `removeContainers` its containers go too, running scripts and the warm
+   * pool alike, as the next start's sweep would remove them, so that no script runs on
+   * meanwhile.
+   */
+  const giveUp = async (removeContainers: boolean): Promise<void> => {
+    hardStop.abort();
+    pool?.abandon();
+    void execution.removals.close(0);
+    heartbeat.stop();
+    if (removeContainers) {
+      const swept = removeOrphans(sandbox, { [STARTER_ID_LABEL]: config.starterId }, log).catch(
+        (error: unknown) => {
+          log.warn({ err: error }, 'could not remove the containers; the next start removes them');
+          return 0;
+        },
+      );
+      await settleWithin(swept, stopNowSweepMs, 0);
+    }
+    await http?.close();
+    await nc.close();
+  };
   let stopped: Promise<void> | null = null;
   return {
     starterId: config.starterId,
@@ -183,32 +206,8 @@ export async function startStarter(config: StarterConfig, logger: Logger): Promi
       })();
       return stopped;
     },
-    async abort() {
-      hardStop.abort();
-      pool?.abandon();
-      void execution.removals.close(0);
-      heartbeat.stop();
-      await http?.close();
-      await nc.close();
-    },
-    async stopNow() {
-      // Nothing more reaches the log; the runs in progress end as lost through the watchdog.
-      hardStop.abort();
-      pool?.abandon();
-      void execution.removals.close(0);
-      heartbeat.stop();
-      // Its containers go with it, running scripts and the warm pool alike, as the next
-      // start's sweep would remove them, so that no script keeps running meanwhile.
-      const swept = removeOrphans(sandbox, { [STARTER_ID_LABEL]: config.starterId }, log).catch(
-        (error: unknown) => {
-          log.warn({ err: error }, 'could not remove the containers; the next start removes them');
-          return 0;
-        },
-      );
-      await settleWithin(swept, stopNowSweepMs, 0);
-      await http?.close();
-      await nc.close();
-    },
+    abort: () => giveUp(false),
+    stopNow: () => giveUp(true),
   };
 }
 

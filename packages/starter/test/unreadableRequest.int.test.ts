@@ -131,8 +131,7 @@ async function consumeUntilSettled(naming: Naming): Promise<ConsumerRun> {
     execute: async (assignment) => {
       run.executed.push(assignment.runId);
     },
-    unreadableFirstDelayMs: 20,
-    unreadableGiveUpAfterMs: 0,
+    unreadableTiming: { firstDelayMs: 20, giveUpAfterMs: 0 },
   });
   consumer.start();
   try {

@@ -129,10 +129,12 @@ async function importStatistics(
       occurredAt: now.toISOString(),
       data: { table, rows: rows.map((row) => plainRow(row)) },
     };
-    await appendOnce(
+    // Once: a part that is in the log already is refused.
+    await appendAfter(
       eventLog,
       subjects.importedStatistics(eventLog.naming, table, part),
       encodeEvent(event),
+      0,
       `import-${table}-${part}`,
     );
     imported += rows.length;
@@ -260,16 +262,18 @@ async function resumePoint(eventLog: RunEventLog, runId: number): Promise<'done'
 
 /**
  * Appends `payload` only if the subject's last event is at `afterSequence` (0: it has none).
- * The sequence it got, or null when someone else appended meanwhile.
+ * The sequence it got, or null when someone else appended meanwhile (then it is in the log).
  */
 async function appendAfter(
   eventLog: RunEventLog,
   subject: string,
   payload: Uint8Array,
   afterSequence: number,
+  messageId?: string,
 ): Promise<number | null> {
   try {
     const ack = await eventLog.jetStream.publish(subject, payload, {
+      ...(messageId === undefined ? {} : { msgID: messageId }),
       expect: { lastSubjectSequence: afterSequence },
       timeout: 10_000,
     });
@@ -310,22 +314,4 @@ function importedRun(row: OriginalRun, now: Date): RunImported {
 /** `2026-12-01 09:00:00.123456` (UTC, as the driver's session writes it) as ISO 8601. */
 function isoFromSqlText(value: string): string {
   return `${value.replace(' ', 'T')}Z`;
-}
-
-/** Appends unless its subject holds a message already (then it is in the log: nothing to do). */
-async function appendOnce(
-  eventLog: RunEventLog,
-  subject: string,
-  payload: Uint8Array,
-  messageId: string,
-): Promise<void> {
-  try {
-    await eventLog.jetStream.publish(subject, payload, {
-      msgID: messageId,
-      expect: { lastSubjectSequence: 0 },
-      timeout: 10_000,
-    });
-  } catch (error) {
-    if (!isWrongLastSequence(error)) throw error;
-  }
 }

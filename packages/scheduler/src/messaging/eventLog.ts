@@ -1,5 +1,4 @@
 import {
-  JetStreamApiCodes,
   JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
@@ -12,6 +11,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import {
   decodeEvent,
   encodeEvent,
+  isWrongLastSequence as isWrongLastSequenceError,
   messageIdFor,
   type Naming,
   type RunCancelRequested,
@@ -218,11 +218,7 @@ function isUnavailableApiError(error: JetStreamApiError): boolean {
   return error.status === 503 || error.code === 10008;
 }
 
+/** The same, also for the cause of an `EventLogUnavailableError`. */
 export function isWrongLastSequence(error: unknown): boolean {
-  const cause = error instanceof EventLogUnavailableError ? error.cause : error;
-  return (
-    cause instanceof JetStreamApiError &&
-    (cause.code === JetStreamApiCodes.StreamWrongLastSequence ||
-      cause.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
-  );
+  return isWrongLastSequenceError(error instanceof EventLogUnavailableError ? error.cause : error);
 }

@@ -227,12 +227,10 @@ export class ProjectionBatch {
       owner: imported.owner,
       org_id: imported.orgId,
     });
-    if (this.runs.has(event.runId)) {
-      if (event.data.outputChunks > 0) this.endRun(event.runId);
-      return;
-    }
-    const output = this.assembleOutput(event);
+    const known = this.runs.has(event.runId);
+    const output = known ? null : this.assembleOutput(event);
     if (event.data.outputChunks > 0) this.endRun(event.runId);
+    if (known) return;
     const time = (value: string | null) => (value === null ? null : importedDateTime(value));
     this.runs.set(event.runId, {
       stored: false,

@@ -22,10 +22,7 @@ export function requestDisposition(answer: ClaimAnswer, deliveryCount: number): 
     case 'defer':
       return { action: 'nak', delayMs: answer.delayMs };
     case 'unanswered':
-      return {
-        action: 'nak',
-        delayMs: Math.min(maxUnansweredDelayMs, 1_000 * 2 ** Math.max(0, deliveryCount - 1)),
-      };
+      return { action: 'nak', delayMs: redeliveryDelayMs(deliveryCount) };
   }
 }
 
@@ -51,7 +48,7 @@ export interface UnreadableTiming {
 }
 
 /**
- * Put back with `unreadableRetryDelayMs` until the `maxUnreadableDeliveries`th delivery of
+ * Put back with `redeliveryDelayMs` until the `maxUnreadableDeliveries`th delivery of
  * a request at least `giveUpAfterMs` old, which ends the run (`finish`).
  */
 export function unreadableRequestDisposition(
@@ -63,10 +60,13 @@ export function unreadableRequestDisposition(
   if (deliveryCount >= maxUnreadableDeliveries && ageMs >= giveUpAfterMs) {
     return { action: 'finish' };
   }
-  return { action: 'nak', delayMs: unreadableRetryDelayMs(deliveryCount, timing.firstDelayMs) };
+  return { action: 'nak', delayMs: redeliveryDelayMs(deliveryCount, timing.firstDelayMs) };
 }
 
-/** `firstDelayMs` (1 s) doubling per delivery, at most 30 s: the unanswered claim's back-off. */
-export function unreadableRetryDelayMs(deliveryCount: number, firstDelayMs = 1_000): number {
+/**
+ * How long a request put back without an answer waits before it is offered again:
+ * `firstDelayMs` (1 s) doubling per delivery, at most 30 s.
+ */
+export function redeliveryDelayMs(deliveryCount: number, firstDelayMs = 1_000): number {
   return Math.min(maxUnansweredDelayMs, firstDelayMs * 2 ** Math.max(0, deliveryCount - 1));
 }

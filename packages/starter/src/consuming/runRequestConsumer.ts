@@ -27,9 +27,10 @@ import { delay, retryDelayMs } from '../retry.ts';
 import { type ClaimAnswer, requestClaim } from './claimClient.ts';
 import {
   maxUnreadableDeliveries,
+  redeliveryDelayMs,
   requestDisposition,
+  type UnreadableTiming,
   unreadableRequestDisposition,
-  unreadableRetryDelayMs,
 } from './requestDisposition.ts';
 import type { RunSlots } from './runSlots.ts';
 
@@ -60,12 +61,10 @@ export interface RunRequestConsumerOptions {
   /** Carries out a claimed run; resolves when its result is in the log. */
   execute: (assignment: RunAssignment, log: Logger) => Promise<void>;
   /**
-   * First delay before a request this starter cannot read is offered again, doubling per
-   * delivery (requestDisposition.ts). @default 1000
+   * When a request this starter cannot read is offered again, and when its run is ended
+   * (requestDisposition.ts). @default 1 s doubling; 5 deliveries and 15 minutes
    */
-  unreadableFirstDelayMs?: number;
-  /** How old an unreadable request must be before its run is ended. @default 15 minutes */
-  unreadableGiveUpAfterMs?: number;
+  unreadableTiming?: UnreadableTiming;
 }
 
 /**
@@ -222,19 +221,12 @@ export class RunRequestConsumer {
    * that already has events (a claim, a refusal, an end) is left as it is. Either way the
    * request is terminated.
    */
-
   private async handleUnreadable(message: JsMsg, reason: string, log: Logger): Promise<void> {
     const runId = message.seq;
     const deliveryCount = message.info.deliveryCount;
     const ageMs = Date.now() - message.time.getTime();
-    const disposition = unreadableRequestDisposition(deliveryCount, ageMs, {
-      ...(this.options.unreadableFirstDelayMs === undefined
-        ? {}
-        : { firstDelayMs: this.options.unreadableFirstDelayMs }),
-      ...(this.options.unreadableGiveUpAfterMs === undefined
-        ? {}
-        : { giveUpAfterMs: this.options.unreadableGiveUpAfterMs }),
-    });
+    const timing = this.options.unreadableTiming ?? {};
+    const disposition = unreadableRequestDisposition(deliveryCount, ageMs, timing);
     if (disposition.action === 'nak') {
       this.settle(message, 'nak', () => message.nak(disposition.delayMs));
       log.warn(
@@ -255,7 +247,7 @@ export class RunRequestConsumer {
       );
     } catch (error) {
       // Not stored, not refused: the log did not answer. The next delivery tries again.
-      const retryInMs = unreadableRetryDelayMs(deliveryCount, this.options.unreadableFirstDelayMs);
+      const retryInMs = redeliveryDelayMs(deliveryCount, timing.firstDelayMs);
       this.settle(message, 'nak', () => message.nak(retryInMs));
       log.warn(
         { err: error, reason, retryInMs },

@@ -1,6 +1,7 @@
-import { JetStreamApiCodes, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
+import type { JetStreamClient } from '@nats-io/jetstream';
 import {
   encodeEvent,
+  isWrongLastSequence,
   messageIdFor,
   type Naming,
   type RunLifecycleEvent,
@@ -97,13 +98,7 @@ export async function appendFirstEvent(
     });
     return ack.duplicate ? 'already-decided' : 'appended';
   } catch (error) {
-    if (
-      error instanceof JetStreamApiError &&
-      (error.code === JetStreamApiCodes.StreamWrongLastSequence ||
-        error.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
-    ) {
-      return 'already-decided';
-    }
+    if (isWrongLastSequence(error)) return 'already-decided';
     throw error;
   }
 }
